@@ -1,0 +1,63 @@
+# Two commands on a fresh machine: `make synth`, then `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export CDK_DISABLE_CLI_TELEMETRY := true
+export CDK_HOME := $(CURDIR)/.cdk-home
+export UV_PYTHON_DOWNLOADS := never
+
+UV_VERSION := 0.13.9
+UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
+VENV := .venv
+PY := $(VENV)/bin/python
+CDK := node_modules/.bin/cdk
+OUT := cdk.out
+
+.PHONY: help install synth test lint typecheck unit snapshots schema clean
+
+help:
+	@echo "make synth      install everything, synthesize every environment offline, print a summary"
+	@echo "make test       lint, type-check and run the test suite"
+	@echo "make snapshots  re-record the template snapshots (review the diff before committing)"
+	@echo "make schema     regenerate schemas/job-manifest.schema.json"
+
+$(CURDIR)/.tools/bin/uv:
+	python3 -m venv .tools
+	.tools/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+install: $(VENV)/.synced node_modules/.installed
+
+synth: install
+	@rm -rf $(OUT)
+	$(CDK) synth --quiet --output $(OUT) > /dev/null
+	$(PY) -m tools.synth_summary $(OUT)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+unit: install
+	$(VENV)/bin/pytest
+
+test: lint typecheck unit
+
+snapshots: install
+	$(VENV)/bin/pytest tests/cdk/test_snapshots.py --snapshot-update
+
+schema: install
+	$(PY) -c "import json, ml_platform.manifest as m; print(json.dumps(m.json_schema(), indent=2))" > schemas/job-manifest.schema.json
+
+clean:
+	rm -rf $(OUT) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,27 @@
+"""Typed configuration, in one place."""
+
+from config.environments import ENVIRONMENTS
+from config.model import (
+    AirflowConfig,
+    Capacity,
+    ComputeConfig,
+    ConfigError,
+    EnvironmentConfig,
+    NetworkConfig,
+    PoolConfig,
+    RemovalPolicy,
+    WebserverAccess,
+)
+
+__all__ = [
+    "ENVIRONMENTS",
+    "AirflowConfig",
+    "Capacity",
+    "ComputeConfig",
+    "ConfigError",
+    "EnvironmentConfig",
+    "NetworkConfig",
+    "PoolConfig",
+    "RemovalPolicy",
+    "WebserverAccess",
+]

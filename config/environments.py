@@ -1,0 +1,64 @@
+"""The environments this repository deploys. Edit values here, never in constructs."""
+
+from __future__ import annotations
+
+from config.model import (
+    AirflowConfig,
+    Capacity,
+    ComputeConfig,
+    EnvironmentConfig,
+    NetworkConfig,
+    PoolConfig,
+    RemovalPolicy,
+    WebserverAccess,
+)
+
+_COST_TAGS = {"project": "ml-platform"}
+
+DEV = EnvironmentConfig(
+    name="dev",
+    network=NetworkConfig(cidr="10.40.0.0/16", nat_gateways=0, interface_endpoints=True),
+    compute=ComputeConfig(default_capacity=Capacity.SPOT),
+    airflow=AirflowConfig(
+        environment_class="mw1.small",
+        min_workers=1,
+        max_workers=2,
+        webserver_access=WebserverAccess.PUBLIC,
+    ),
+    log_retention_days=14,
+    removal_policy=RemovalPolicy.DESTROY,
+    pools=(
+        PoolConfig("forecast", slots=50, description="Location forecast Fargate tasks"),
+        PoolConfig("pricing", slots=20, description="Dynamic pricing Fargate tasks"),
+        PoolConfig("batch", slots=10, description="Everything else"),
+    ),
+    default_pool="batch",
+    tags={**_COST_TAGS, "environment": "dev"},
+)
+
+PROD = EnvironmentConfig(
+    name="prod",
+    network=NetworkConfig(cidr="10.41.0.0/16", max_azs=3, nat_gateways=0),
+    compute=ComputeConfig(
+        default_capacity=Capacity.SPOT_WITH_FALLBACK, enhanced_container_insights=True
+    ),
+    airflow=AirflowConfig(
+        environment_class="mw1.medium",
+        min_workers=2,
+        max_workers=10,
+        schedulers=2,
+        webserver_access=WebserverAccess.PRIVATE,
+    ),
+    log_retention_days=90,
+    removal_policy=RemovalPolicy.RETAIN,
+    pools=(
+        # A deferred Fargate task holds its slot: slots = concurrent tasks.
+        PoolConfig("forecast", slots=2000, description="Location forecast Fargate tasks"),
+        PoolConfig("pricing", slots=150, description="Dynamic pricing Fargate tasks"),
+        PoolConfig("batch", slots=50, description="Everything else"),
+    ),
+    default_pool="batch",
+    tags={**_COST_TAGS, "environment": "prod"},
+)
+
+ENVIRONMENTS: dict[str, EnvironmentConfig] = {env.name: env for env in (DEV, PROD)}

@@ -1,0 +1,281 @@
+"""Typed environment configuration: every difference between environments is a value here.
+
+Constructs never branch on the environment name; they take these values as props.
+Each dataclass checks itself on creation and raises ``ConfigError`` listing every
+problem, naming the environment and the field.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+
+from ml_platform.manifest import Capacity
+
+__all__ = [
+    "AirflowConfig",
+    "Capacity",
+    "ComputeConfig",
+    "ConfigError",
+    "EnvironmentConfig",
+    "LogRetention",
+    "NetworkConfig",
+    "PoolConfig",
+    "RemovalPolicy",
+    "WebserverAccess",
+]
+
+
+class ConfigError(ValueError):
+    """Invalid environment configuration."""
+
+
+class RemovalPolicy(StrEnum):
+    DESTROY = "destroy"
+    RETAIN = "retain"
+
+
+class WebserverAccess(StrEnum):
+    PRIVATE = "PRIVATE_ONLY"
+    PUBLIC = "PUBLIC_ONLY"
+
+
+# CloudWatch Logs accepts only these retention periods (days).
+LogRetention = int
+LOG_RETENTION_DAYS = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
+    1096, 1827, 2192, 2557, 2922, 3288, 3653,
+)  # fmt: skip
+
+MWAA_ENVIRONMENT_CLASSES = (
+    "mw1.micro", "mw1.small", "mw1.medium", "mw1.large", "mw1.xlarge", "mw1.2xlarge",
+)  # fmt: skip
+
+ENV_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]{1,11}$")
+POOL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,50}$")
+ACCOUNT_PATTERN = re.compile(r"^\d{12}$")
+REGION_PATTERN = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+VPC_ID_PATTERN = re.compile(r"^vpc-[0-9a-f]{8,17}$")
+CIDR_PATTERN = re.compile(r"^(\d{1,3}\.){3}\d{1,3}/(1[6-9]|2[0-4])$")
+TAG_KEY_PATTERN = re.compile(r"^[\w .:/=+\-@]{1,128}$")
+TAG_VALUE_PATTERN = re.compile(r"^[\w .:/=+\-@]{0,256}$")
+
+
+def tag_problems(tags: Mapping[str, str], field_name: str) -> list[str]:
+    """AWS tag rules, shared by environments and jobs."""
+    problems = []
+    for key, value in tags.items():
+        if not TAG_KEY_PATTERN.match(key) or key.lower().startswith("aws:"):
+            problems.append(
+                f"field {field_name!r}: tag key {key!r} must be 1-128 of letters, digits, "
+                "spaces and _ . : / = + - @, not starting with 'aws:'"
+            )
+        if not isinstance(value, str) or not TAG_VALUE_PATTERN.match(value):
+            problems.append(
+                f"field {field_name!r}: tag {key!r} value {value!r} must be 0-256 of letters, "
+                "digits, spaces and _ . : / = + - @"
+            )
+    return problems
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    """An Airflow pool, declared once per environment and named by jobs."""
+
+    name: str
+    slots: int
+    description: str = ""
+
+    def problems(self) -> list[str]:
+        out = []
+        if not POOL_NAME_PATTERN.match(self.name):
+            out.append(f"pool {self.name!r}: field 'name': must be 1-50 of letters, digits, _ . -")
+        if not isinstance(self.slots, int) or not 1 <= self.slots <= 10_000:
+            out.append(f"pool {self.name!r}: field 'slots': {self.slots!r} must be 1-10000")
+        return out
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """The VPC. Set ``vpc_id`` to import an existing VPC instead of creating one."""
+
+    #: Import this VPC (look-up answered from cdk.context.json) instead of creating one.
+    vpc_id: str | None = None
+    cidr: str = "10.40.0.0/16"
+    max_azs: int = 2
+    #: 0 keeps tasks off the internet: images, logs and secrets go through endpoints.
+    nat_gateways: int = 0
+    #: Interface endpoints for ECR, ECS, Logs, Secrets Manager, STS (and MWAA's needs).
+    interface_endpoints: bool = True
+    flow_log_retention_days: LogRetention = 30
+
+    def problems(self) -> list[str]:
+        out = []
+        if self.vpc_id is not None and not VPC_ID_PATTERN.match(self.vpc_id):
+            out.append(f"field 'network.vpc_id': {self.vpc_id!r} is not a VPC id (vpc-xxxxxxxx)")
+        if not CIDR_PATTERN.match(self.cidr):
+            out.append(f"field 'network.cidr': {self.cidr!r} must be an IPv4 CIDR /16 to /24")
+        if not 2 <= self.max_azs <= 6:
+            out.append(f"field 'network.max_azs': {self.max_azs} must be 2-6 (MWAA needs two AZs)")
+        if not 0 <= self.nat_gateways <= self.max_azs:
+            out.append(
+                f"field 'network.nat_gateways': {self.nat_gateways} must be 0-{self.max_azs}"
+            )
+        if self.nat_gateways == 0 and not self.interface_endpoints:
+            out.append(
+                "field 'network.interface_endpoints': must be true when nat_gateways is 0, "
+                "or tasks cannot pull images nor write logs"
+            )
+        if self.flow_log_retention_days not in LOG_RETENTION_DAYS:
+            out.append(
+                f"field 'network.flow_log_retention_days': {self.flow_log_retention_days} "
+                f"is not a CloudWatch retention; allowed: {LOG_RETENTION_DAYS}"
+            )
+        return out
+
+
+@dataclass(frozen=True)
+class ComputeConfig:
+    """The ECS cluster and what jobs get unless they say otherwise."""
+
+    default_capacity: Capacity = Capacity.SPOT_WITH_FALLBACK
+    #: Per-task metrics; "enhanced" adds container-level detail at extra cost.
+    enhanced_container_insights: bool = False
+
+
+@dataclass(frozen=True)
+class AirflowConfig:
+    """The Amazon MWAA environment."""
+
+    #: The newest Airflow on MWAA (Airflow 3 is required: DAGs use airflow.sdk).
+    version: str = "3.3.1"
+    environment_class: str = "mw1.small"
+    min_workers: int = 1
+    max_workers: int = 5
+    schedulers: int = 2
+    webserver_access: WebserverAccess = WebserverAccess.PRIVATE
+    #: Upper bound of any job's fan-out (chunks per run); MWAA's default is 1024.
+    max_map_length: int = 4096
+    #: Deferred tasks one triggerer watches (Airflow's default is 1000).
+    triggerer_capacity: int = 1000
+    weekly_maintenance_window_start: str = "SUN:03:00"
+    log_level: str = "INFO"
+
+    def problems(self) -> list[str]:
+        out = []
+        if not re.match(r"^3\.\d+\.\d+$", self.version):
+            out.append(
+                f"field 'airflow.version': {self.version!r} must be an Airflow 3.x.y version "
+                "(the DAGs use the Airflow 3 task SDK)"
+            )
+        if self.environment_class not in MWAA_ENVIRONMENT_CLASSES:
+            out.append(
+                f"field 'airflow.environment_class': {self.environment_class!r}; "
+                f"allowed: {MWAA_ENVIRONMENT_CLASSES}"
+            )
+        if not 1 <= self.min_workers <= self.max_workers <= 25:
+            out.append(
+                f"field 'airflow.min_workers'/'max_workers': {self.min_workers}/"
+                f"{self.max_workers} must satisfy 1 <= min <= max <= 25"
+            )
+        if not 2 <= self.schedulers <= 5:
+            out.append(f"field 'airflow.schedulers': {self.schedulers} must be 2-5")
+        if not 1 <= self.max_map_length <= 100_000:
+            out.append(f"field 'airflow.max_map_length': {self.max_map_length} must be 1-100000")
+        if not 1 <= self.triggerer_capacity <= 10_000:
+            out.append(
+                f"field 'airflow.triggerer_capacity': {self.triggerer_capacity} must be 1-10000"
+            )
+        if not re.match(
+            r"^(MON|TUE|WED|THU|FRI|SAT|SUN):([01]\d|2[0-3]):(00|30)$",
+            self.weekly_maintenance_window_start,
+        ):
+            out.append(
+                "field 'airflow.weekly_maintenance_window_start': "
+                f"{self.weekly_maintenance_window_start!r} must look like 'SUN:03:00' "
+                "(half-hour steps)"
+            )
+        if self.log_level not in ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"):
+            out.append(
+                f"field 'airflow.log_level': {self.log_level!r}; allowed: CRITICAL, ERROR, "
+                "WARNING, INFO, DEBUG"
+            )
+        return out
+
+
+@dataclass(frozen=True)
+class EnvironmentConfig:
+    """One deployable environment (a CDK stage)."""
+
+    name: str
+    #: Leave both unset for an environment-agnostic synth (no credentials needed).
+    account: str | None = None
+    region: str | None = None
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    compute: ComputeConfig = field(default_factory=ComputeConfig)
+    airflow: AirflowConfig = field(default_factory=AirflowConfig)
+    log_retention_days: LogRetention = 30
+    removal_policy: RemovalPolicy = RemovalPolicy.RETAIN
+    pools: tuple[PoolConfig, ...] = ()
+    #: The pool a job gets when it names none.
+    default_pool: str = ""
+    #: Cost-allocation tags on every resource of the environment.
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tags", MappingProxyType(dict(self.tags)))
+        problems = self._problems()
+        if problems:
+            raise ConfigError(
+                f"environment {self.name!r} is invalid:\n  - " + "\n  - ".join(problems)
+            )
+
+    def _problems(self) -> list[str]:
+        out = []
+        if not ENV_NAME_PATTERN.match(self.name):
+            out.append(
+                f"field 'name': {self.name!r} must be 2-12 lowercase letters/digits, "
+                "starting with a letter"
+            )
+        if (self.account is None) != (self.region is None):
+            out.append("field 'account'/'region': set both or neither")
+        if self.account is not None and not ACCOUNT_PATTERN.match(self.account):
+            out.append(f"field 'account': {self.account!r} must be 12 digits")
+        if self.region is not None and not REGION_PATTERN.match(self.region):
+            out.append(f"field 'region': {self.region!r} is not an AWS region name")
+        if self.network.vpc_id is not None and self.account is None:
+            out.append(
+                "field 'network.vpc_id': importing a VPC needs 'account' and 'region' "
+                "(the look-up is per account and region)"
+            )
+        out += self.network.problems() + self.airflow.problems()
+        if self.log_retention_days not in LOG_RETENTION_DAYS:
+            out.append(
+                f"field 'log_retention_days': {self.log_retention_days} is not a CloudWatch "
+                f"retention; allowed: {LOG_RETENTION_DAYS}"
+            )
+        if not self.pools:
+            out.append("field 'pools': declare at least one pool")
+        names = [pool.name for pool in self.pools]
+        for name in sorted({n for n in names if names.count(n) > 1}):
+            out.append(f"field 'pools': pool {name!r} is declared twice")
+        for pool in self.pools:
+            out += [f"field 'pools': {problem}" for problem in pool.problems()]
+        if self.pools and self.default_pool not in names:
+            out.append(
+                f"field 'default_pool': {self.default_pool!r} is not a declared pool; "
+                f"declared: {names}"
+            )
+        out += tag_problems(self.tags, "tags")
+        return out
+
+    @property
+    def prefix(self) -> str:
+        """Prefix of every physical name in the environment."""
+        return f"mlp-{self.name}"
+
+    def pool(self, name: str) -> PoolConfig | None:
+        return next((pool for pool in self.pools if pool.name == name), None)

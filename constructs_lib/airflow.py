@@ -1,0 +1,341 @@
+"""Amazon MWAA: the DAG bucket, the environment, its execution role and the DAG deployment."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_mwaa as mwaa
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_deployment as s3deploy
+from constructs import Construct
+
+from config.model import AirflowConfig
+from constructs_lib.nag import acknowledge
+
+MANIFEST_KEY = "manifest.json"
+# Local leftovers that must never reach the DAG bucket.
+_DAG_EXCLUDES = ["**/__pycache__/**", "*.pyc", MANIFEST_KEY, ".*"]
+_LOG_TYPES = ("DagProcessingLogs", "SchedulerLogs", "TaskLogs", "WebserverLogs", "WorkerLogs")
+
+
+class SecureBucket(s3.Bucket):
+    """Versioned, encrypted, SSL-only, public access blocked."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        removal_policy: cdk.RemovalPolicy,
+        server_access_logs_bucket: s3.IBucket | None = None,
+        server_access_logs_prefix: str | None = None,
+        object_ownership: s3.ObjectOwnership | None = None,
+    ) -> None:
+        super().__init__(
+            scope,
+            id,
+            versioned=True,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            server_access_logs_bucket=server_access_logs_bucket,
+            server_access_logs_prefix=server_access_logs_prefix,
+            object_ownership=object_ownership,
+            removal_policy=removal_policy,
+            auto_delete_objects=removal_policy == cdk.RemovalPolicy.DESTROY,
+        )
+
+
+class MwaaEnvironment(Construct):
+    """An MWAA environment in private subnets, fed from a versioned DAG bucket.
+
+    :param environment_name: the MWAA environment's name (also its log-group prefix).
+    :param config: size, version, access mode and Airflow options.
+    :param subnets: exactly two private subnets in different AZs are used.
+    :param dags_directory: local folder deployed to ``s3://<bucket>/dags/``.
+    :param manifest: the job manifest, written beside the DAG file as ``manifest.json``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        environment_name: str,
+        config: AirflowConfig,
+        vpc: ec2.IVpc,
+        subnets: Sequence[ec2.ISubnet],
+        dags_directory: str,
+        manifest: Mapping[str, Any],
+        removal_policy: cdk.RemovalPolicy,
+    ) -> None:
+        super().__init__(scope, id)
+        stack = cdk.Stack.of(self)
+        self.environment_name = environment_name
+
+        self.access_logs = SecureBucket(
+            self,
+            "AccessLogs",
+            removal_policy=removal_policy,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
+        )
+        self.bucket = SecureBucket(
+            self,
+            "DagBucket",
+            removal_policy=removal_policy,
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix="dag-bucket/",
+        )
+
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "SecurityGroup",
+            vpc=vpc,
+            allow_all_outbound=True,
+            description=f"MWAA {environment_name}: its own workers, scheduler and webserver",
+        )
+        # MWAA's components talk to each other; the docs require a self-referencing rule.
+        self.security_group.add_ingress_rule(
+            self.security_group, ec2.Port.all_traffic(), "MWAA components to each other"
+        )
+
+        self.execution_role = iam.Role(
+            self,
+            "ExecutionRole",
+            assumed_by=iam.CompositePrincipal(
+                iam.ServicePrincipal("airflow.amazonaws.com"),
+                iam.ServicePrincipal("airflow-env.amazonaws.com"),
+            ),
+            description=f"MWAA {environment_name}: Airflow's own needs plus the jobs it runs",
+        )
+        self._grant_mwaa_needs(stack)
+
+        self.deployment = s3deploy.BucketDeployment(
+            self,
+            "DeployDags",
+            destination_bucket=self.bucket,
+            destination_key_prefix="dags/",
+            sources=[
+                s3deploy.Source.asset(dags_directory, exclude=_DAG_EXCLUDES),
+                s3deploy.Source.json_data(MANIFEST_KEY, dict(manifest)),
+            ],
+            prune=True,
+            retain_on_delete=False,
+            memory_limit=512,
+        )
+
+        log_config = {
+            attr: mwaa.CfnEnvironment.ModuleLoggingConfigurationProperty(
+                enabled=True, log_level=config.log_level
+            )
+            for attr in _LOG_TYPES
+        }
+        # MWAA takes exactly two subnets, in different AZs.
+        private_subnets = [subnet.subnet_id for subnet in subnets[:2]]
+        self.environment = mwaa.CfnEnvironment(
+            self,
+            "Environment",
+            name=environment_name,
+            airflow_version=config.version,
+            environment_class=config.environment_class,
+            min_workers=config.min_workers,
+            max_workers=config.max_workers,
+            schedulers=config.schedulers,
+            execution_role_arn=self.execution_role.role_arn,
+            source_bucket_arn=self.bucket.bucket_arn,
+            dag_s3_path="dags",
+            webserver_access_mode=config.webserver_access.value,
+            weekly_maintenance_window_start=config.weekly_maintenance_window_start,
+            network_configuration=mwaa.CfnEnvironment.NetworkConfigurationProperty(
+                subnet_ids=private_subnets,
+                security_group_ids=[self.security_group.security_group_id],
+            ),
+            logging_configuration=mwaa.CfnEnvironment.LoggingConfigurationProperty(
+                dag_processing_logs=log_config["DagProcessingLogs"],
+                scheduler_logs=log_config["SchedulerLogs"],
+                task_logs=log_config["TaskLogs"],
+                webserver_logs=log_config["WebserverLogs"],
+                worker_logs=log_config["WorkerLogs"],
+            ),
+            airflow_configuration_options={
+                # A job's chunks are mapped task instances; fan-out above this fails the run.
+                "core.max_map_length": str(config.max_map_length),
+                # Deferred Fargate waits one triggerer holds at once.
+                "triggerer.capacity": str(config.triggerer_capacity),
+            },
+        )
+        # The DAGs and manifest are in place before Airflow first parses the bucket.
+        self.environment.node.add_dependency(self.deployment)
+        self.environment.node.add_dependency(self.execution_role)
+        self._acknowledge_findings(stack)
+
+    @property
+    def arn(self) -> str:
+        return cdk.Stack.of(self).format_arn(
+            service="airflow", resource="environment", resource_name=self.environment_name
+        )
+
+    def _grant_mwaa_needs(self, stack: cdk.Stack) -> None:
+        """The execution-role policy from the MWAA user guide (AWS-owned key variant)."""
+        role = self.execution_role
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["airflow:PublishMetrics"], resources=[self.arn])
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                effect=iam.Effect.DENY,
+                actions=["s3:ListAllMyBuckets"],
+                resources=[self.bucket.bucket_arn, self.bucket.arn_for_objects("*")],
+            )
+        )
+        self.bucket.grant_read(role)
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "logs:CreateLogStream",
+                    "logs:CreateLogGroup",
+                    "logs:PutLogEvents",
+                    "logs:GetLogEvents",
+                    "logs:GetLogRecord",
+                    "logs:GetLogGroupFields",
+                    "logs:GetQueryResults",
+                ],
+                resources=[
+                    stack.format_arn(
+                        service="logs",
+                        resource="log-group",
+                        resource_name=f"airflow-{self.environment_name}-*",
+                        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "logs:DescribeLogGroups",
+                    "s3:GetAccountPublicAccessBlock",
+                    "cloudwatch:PutMetricData",
+                ],
+                resources=["*"],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "sqs:ChangeMessageVisibility",
+                    "sqs:DeleteMessage",
+                    "sqs:GetQueueAttributes",
+                    "sqs:GetQueueUrl",
+                    "sqs:ReceiveMessage",
+                    "sqs:SendMessage",
+                ],
+                resources=[f"arn:{stack.partition}:sqs:{stack.region}:*:airflow-celery-*"],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKey*", "kms:Encrypt"],
+                not_resources=[f"arn:{stack.partition}:kms:*:{stack.account}:key/*"],
+                conditions={
+                    "StringLike": {"kms:ViaService": [f"sqs.{stack.region}.amazonaws.com"]}
+                },
+            )
+        )
+
+    def _acknowledge_findings(self, stack: cdk.Stack) -> None:
+        role = self.execution_role
+        why_docs = "Required by MWAA as its user guide's execution-role policy states."
+        for action in ("s3:GetObject*", "s3:GetBucket*", "s3:List*"):
+            acknowledge(
+                role,
+                "IAM5",
+                action=action,
+                reason=f"Read-only access to the DAG bucket only. {why_docs}",
+            )
+        acknowledge(
+            role,
+            "IAM5",
+            resource=self.bucket.arn_for_objects("*"),
+            reason="Airflow reads every DAG file in its own bucket.",
+        )
+        acknowledge(
+            role,
+            "IAM5",
+            resource="*",
+            reason="logs:DescribeLogGroups, s3:GetAccountPublicAccessBlock and "
+            f"cloudwatch:PutMetricData have no resource-level permissions. {why_docs}",
+        )
+        acknowledge(
+            role,
+            "IAM5",
+            action="kms:GenerateDataKey*",
+            reason="SQS needs it for MWAA's Celery queue; limited to calls via SQS "
+            f"and to AWS-owned keys. {why_docs}",
+        )
+        acknowledge(
+            role,
+            "IAM5",
+            resource=stack.format_arn(
+                service="logs",
+                resource="log-group",
+                resource_name=f"airflow-{self.environment_name}-*",
+                arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+            ),
+            reason=f"MWAA creates one log group per log type under this prefix. {why_docs}",
+        )
+        acknowledge(
+            role,
+            "IAM5",
+            resource=f"arn:{stack.partition}:sqs:{stack.region}:*:airflow-celery-*",
+            reason=f"MWAA's Celery queue lives in an AWS-owned account. {why_docs}",
+        )
+
+        # BucketDeployment's handler is a CDK-provided singleton at the stack root.
+        handler = next(
+            child
+            for child in stack.node.children
+            if child.node.id.startswith("Custom::CDKBucketDeployment")
+        )
+        why_cdk = "CDK's BucketDeployment handler, which runs only during deployments."
+        acknowledge(
+            handler,
+            "IAM4",
+            policy=(
+                f"arn:{stack.partition}:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+            ),
+            reason=f"Writes its own CloudWatch logs. {why_cdk}",
+        )
+        for action in (
+            "s3:GetObject*",
+            "s3:GetBucket*",
+            "s3:List*",
+            "s3:Abort*",
+            "s3:DeleteObject*",
+        ):
+            acknowledge(
+                handler,
+                "IAM5",
+                action=action,
+                reason=f"Copies and prunes the DAG files; scoped to two buckets. {why_cdk}",
+            )
+        qualifier = cdk.DefaultStackSynthesizer.DEFAULT_QUALIFIER
+        acknowledge(
+            handler,
+            "IAM5",
+            resource=(
+                f"arn:{stack.partition}:s3:::cdk-{qualifier}-assets-{stack.account}-{stack.region}/*"
+            ),
+            reason=f"Reads the staged DAG asset from the CDK asset bucket. {why_cdk}",
+        )
+        acknowledge(
+            handler,
+            "IAM5",
+            resource=self.bucket.arn_for_objects("*"),
+            reason=f"Writes the DAG files into the DAG bucket. {why_cdk}",
+        )
+        acknowledge(handler, "L1", reason=f"CDK pins the runtime of its handler. {why_cdk}")

@@ -1,0 +1,77 @@
+"""Builds the job manifest of one environment from its platform and jobs.
+
+Two copies: ``deployed`` keeps deploy-time values as CloudFormation tokens (CDK fills
+them in when it writes the file to the DAG bucket); ``local`` replaces each token with
+its ``Fn::Sub`` spelling (``${LogicalId}``, ``${AWS::Region}``) so that tests and local
+runs can read it from ``cdk.out/manifests/<env>.json`` without AWS.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aws_cdk as cdk
+
+from constructs_lib.job import JobPlatform
+from ml_platform.manifest import SCHEMA_VERSION, parse_manifest
+
+
+def build_manifest(platform: JobPlatform) -> dict[str, Any]:
+    """The manifest with tokens; its shape is ``ml_platform.manifest.Manifest``."""
+    env = platform.environment
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "environment": env.name,
+        "region": env.region or cdk.Aws.REGION,
+        "cluster": env.prefix,
+        "network": {
+            "subnets": [subnet.subnet_id for subnet in platform.task_subnets],
+            "security_groups": [platform.task_security_group.security_group_id],
+            "assign_public_ip": False,
+        },
+        "max_map_length": env.airflow.max_map_length,
+        "pools": [
+            {
+                "name": p.name,
+                "slots": p.slots,
+                "description": p.description,
+                "include_deferred": True,
+            }
+            for p in env.pools
+        ],
+        "jobs": [job.manifest_entry() for job in platform.jobs],
+    }
+
+
+def _sub(intrinsic: Any) -> str:
+    """Spell a resolved CloudFormation value the way Fn::Sub would."""
+    if isinstance(intrinsic, str):
+        return intrinsic
+    if isinstance(intrinsic, dict) and len(intrinsic) == 1:
+        ((fn, arg),) = intrinsic.items()
+        if fn == "Ref":
+            return f"${{{arg}}}"
+        if fn == "Fn::GetAtt":
+            return f"${{{arg[0]}.{arg[1]}}}"
+        if fn == "Fn::Join" and arg[0] == "":
+            return "".join(_sub(part) for part in arg[1])
+    return "${" + json.dumps(intrinsic, sort_keys=True, separators=(",", ":")) + "}"
+
+
+def localize(value: Any, stack: cdk.Stack) -> Any:
+    """Replace every token in ``value`` with its Fn::Sub spelling."""
+    if isinstance(value, dict):
+        return {key: localize(item, stack) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [localize(item, stack) for item in value]
+    if isinstance(value, str) and cdk.Token.is_unresolved(value):
+        return _sub(stack.resolve(value))
+    return value
+
+
+def local_manifest(platform: JobPlatform) -> dict[str, Any]:
+    """The synth-time copy, checked against the schema the DAG side uses."""
+    manifest = localize(build_manifest(platform), cdk.Stack.of(platform.cluster))
+    parse_manifest(manifest, source=f"manifest of environment {platform.environment.name!r}")
+    return manifest

@@ -1,0 +1,190 @@
+"""The job manifest: the one contract between the CDK side and the DAG factory.
+
+The CDK app writes it (one per environment); the DAG file reads it at parse time.
+It carries everything a DAG needs so that parsing never calls AWS. Bump
+``SCHEMA_VERSION`` on any incompatible change; ``schemas/job-manifest.schema.json``
+is generated from these models (``make schema``) and checked by the tests.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+SCHEMA_VERSION = 1
+
+NAME_PATTERN = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
+NAME_MAX_LENGTH = 40
+
+
+class ManifestError(ValueError):
+    """A manifest that does not match the schema; the message names job and field."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Capacity(StrEnum):
+    """Where a job's Fargate tasks run."""
+
+    ON_DEMAND = "on-demand"
+    SPOT = "spot"
+    # Spot first; a launch that finds no spot capacity is retried on demand.
+    SPOT_WITH_FALLBACK = "spot-with-fallback"
+
+
+class Pool(_Model):
+    """An Airflow pool; deferred tasks keep their slot so ECS stays protected."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,50}$")]
+    slots: Annotated[int, Field(ge=1, le=10_000)]
+    description: str = ""
+    include_deferred: bool = True
+
+
+class StaticPartitions(_Model):
+    kind: Literal["static"] = "static"
+    values: Annotated[list[str], Field(min_length=1)]
+
+
+class S3Partitions(_Model):
+    """A JSON list of strings in S3, read by the DAG's first task at run time."""
+
+    kind: Literal["s3"] = "s3"
+    bucket: Annotated[str, Field(min_length=1)]
+    key: Annotated[str, Field(min_length=1)]
+
+
+Partitions = Annotated[StaticPartitions | S3Partitions, Field(discriminator="kind")]
+
+
+class Network(_Model):
+    subnets: Annotated[list[str], Field(min_length=1)]
+    security_groups: Annotated[list[str], Field(min_length=1)]
+    assign_public_ip: Literal[False] = False
+
+
+class Logs(_Model):
+    group: Annotated[str, Field(min_length=1)]
+    # The awslogs-stream-prefix; streams are "<prefix>/<container>/<task id>".
+    stream_prefix: Annotated[str, Field(min_length=1)]
+
+
+class Retry(_Model):
+    retries: Annotated[int, Field(ge=0, le=10)]
+    delay_seconds: Annotated[int, Field(ge=0)]
+    exponential_backoff: bool
+    max_delay_seconds: Annotated[int, Field(ge=0)]
+
+
+class Job(_Model):
+    name: Annotated[str, Field(pattern=NAME_PATTERN, max_length=NAME_MAX_LENGTH)]
+    description: str
+    team: Annotated[str, Field(min_length=1)]
+    image: Annotated[str, Field(min_length=1)]
+    task_definition_family: Annotated[str, Field(min_length=1)]
+    container_name: Annotated[str, Field(min_length=1)]
+    cpu: int
+    memory_mib: int
+    logs: Logs
+    capacity: Capacity
+    # A cron expression or preset; None means the job runs only when triggered.
+    schedule: str | None
+    partitions: Partitions
+    chunk_size: Annotated[int, Field(ge=1)]
+    pool: str
+    pool_slots: Annotated[int, Field(ge=1)]
+    retry: Retry
+    execution_timeout_seconds: Annotated[int, Field(ge=1)]
+    max_active_runs: Annotated[int, Field(ge=1)]
+    tags: dict[str, str]
+
+
+class Manifest(_Model):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    environment: Annotated[str, Field(min_length=1)]
+    region: Annotated[str, Field(min_length=1)]
+    cluster: Annotated[str, Field(min_length=1)]
+    network: Network
+    max_map_length: Annotated[int, Field(ge=1)]
+    pools: list[Pool]
+    jobs: list[Job]
+
+    @model_validator(mode="after")
+    def _references_hold(self) -> Manifest:
+        problems: list[str] = []
+        pool_names = {pool.name for pool in self.pools}
+        seen: set[str] = set()
+        for job in self.jobs:
+            if job.name in seen:
+                problems.append(f"job {job.name!r}: field 'name': duplicate job name")
+            seen.add(job.name)
+            if job.pool not in pool_names:
+                problems.append(
+                    f"job {job.name!r}: field 'pool': {job.pool!r} is not declared; "
+                    f"declared pools: {sorted(pool_names)}"
+                )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def job(self, name: str) -> Job:
+        for job in self.jobs:
+            if job.name == name:
+                return job
+        raise KeyError(name)
+
+
+def _describe(error: dict[str, Any], data: Any) -> str:
+    """Turn a pydantic error location into 'job <name>: field <path>: <message>'."""
+    loc = list(error["loc"])
+    where = "manifest"
+    if len(loc) >= 2 and loc[0] == "jobs" and isinstance(loc[1], int):
+        name = None
+        jobs = data.get("jobs") if isinstance(data, dict) else None
+        if isinstance(jobs, list) and loc[1] < len(jobs) and isinstance(jobs[loc[1]], dict):
+            name = jobs[loc[1]].get("name")
+        where = f"job {name!r}" if name else f"job #{loc[1]}"
+        loc = loc[2:]
+    field = ".".join(str(part) for part in loc)
+    if not field:
+        return f"{error['msg'].removeprefix('Value error, ')}"
+    allowed = ""
+    ctx = error.get("ctx") or {}
+    if "pattern" in ctx:
+        allowed = f" (allowed: {ctx['pattern']})"
+    return f"{where}: field {field!r}: {error['msg']}{allowed}"
+
+
+def parse_manifest(data: Any, *, source: str = "manifest") -> Manifest:
+    """Validate a decoded manifest; raise ManifestError listing every problem."""
+    try:
+        return Manifest.model_validate(data)
+    except ValidationError as exc:
+        lines = [_describe(err, data) for err in exc.errors(include_url=False)]
+        raise ManifestError(f"{source} is invalid:\n  - " + "\n  - ".join(lines)) from None
+
+
+def load_manifest(path: str | Path) -> Manifest:
+    """Read and validate a manifest file (local disk only: safe at DAG parse time)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ManifestError(f"manifest not found at {path}") from None
+    except json.JSONDecodeError as exc:
+        raise ManifestError(f"{path} is not valid JSON: {exc}") from None
+    return parse_manifest(data, source=str(path))
+
+
+def json_schema() -> dict[str, Any]:
+    """The published JSON Schema of the manifest."""
+    schema = Manifest.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = f"ml-platform/job-manifest/v{SCHEMA_VERSION}"
+    return schema

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from config.model import EnvironmentConfig
+from constructs_lib.airflow import MwaaEnvironment
+from constructs_lib.defaults import removal
+from constructs_lib.job import JobPlatform
+
+DAGS_DIRECTORY = str(Path(__file__).resolve().parents[1] / "dags")
+
+
+class AirflowStack(cdk.Stack):
+    """MWAA, fed with the DAGs and the manifest, allowed to run exactly the declared jobs."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        config: EnvironmentConfig,
+        platform: JobPlatform,
+        manifest: Mapping[str, Any],
+        **kwargs: object,
+    ) -> None:
+        super().__init__(
+            scope, id, description=f"ML platform {config.name}: Airflow (MWAA)", **kwargs
+        )
+        self.airflow = MwaaEnvironment(
+            self,
+            "Mwaa",
+            environment_name=f"{config.prefix}-airflow",
+            config=config.airflow,
+            vpc=platform.vpc,
+            subnets=platform.task_subnets,
+            dags_directory=DAGS_DIRECTORY,
+            manifest=manifest,
+            removal_policy=removal(config.removal_policy),
+        )
+        role = self.airflow.execution_role
+        platform.grant_task_control(role)
+        for job in platform.jobs:
+            job.grant_run(role)
+            job.grant_read_logs(role)

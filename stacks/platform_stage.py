@@ -1,0 +1,60 @@
+"""One environment = one stage: network -> compute -> job groups -> Airflow."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from config.model import EnvironmentConfig
+from constructs_lib.job import JobPlatform
+from constructs_lib.manifest import build_manifest, local_manifest
+from stacks.airflow_stack import AirflowStack
+from stacks.compute_stack import ComputeStack
+from stacks.jobs_stack import JobsStack
+from stacks.network_stack import NetworkStack
+
+#: A job group declares its jobs into its own stack (keeps stacks under 500 resources).
+JobGroup = Callable[[JobsStack], None]
+
+
+class PlatformStage(cdk.Stage):
+    def __init__(
+        self, scope: Construct, *, config: EnvironmentConfig, job_groups: Mapping[str, JobGroup]
+    ) -> None:
+        env = (
+            cdk.Environment(account=config.account, region=config.region)
+            if config.account
+            else None
+        )
+        super().__init__(scope, config.name, env=env)
+        self.config = config
+        for key, value in config.tags.items():
+            cdk.Tags.of(self).add(key, value)
+
+        network = NetworkStack(self, "Network", config=config)
+        compute = ComputeStack(self, "Compute", config=config, vpc=network.network.vpc)
+        self.platform = JobPlatform(
+            environment=config,
+            cluster=compute.cluster.cluster,
+            vpc=network.network.vpc,
+            task_subnets=network.network.private_subnets,
+            task_security_group=network.network.task_security_group,
+            log_key=compute.cluster.job_log_key,
+        )
+        self.job_stacks: dict[str, JobsStack] = {}
+        for group, declare in job_groups.items():
+            stack = JobsStack(self, f"Jobs-{group}", platform=self.platform, group=group)
+            declare(stack)
+            self.job_stacks[group] = stack
+        self.manifest: dict[str, Any] = local_manifest(self.platform)
+        self.airflow = AirflowStack(
+            self,
+            "Airflow",
+            config=config,
+            platform=self.platform,
+            manifest=build_manifest(self.platform),
+        )
+        self.network, self.compute = network, compute
