@@ -27,7 +27,7 @@ from croniter import croniter
 
 from config.model import Capacity, EnvironmentConfig, tag_problems
 from constructs_lib import defaults
-from constructs_lib.nag import acknowledge
+from constructs_lib.acknowledgements import acknowledge
 from ml_platform.manifest import NAME_MAX_LENGTH, NAME_PATTERN
 
 __all__ = ["JobConfigError", "JobImage", "JobPlatform", "MlJob", "Partitions"]

@@ -72,6 +72,6 @@ def localize(value: Any, stack: cdk.Stack) -> Any:
 
 def local_manifest(platform: JobPlatform) -> dict[str, Any]:
     """The synth-time copy, checked against the schema the DAG side uses."""
-    manifest = localize(build_manifest(platform), cdk.Stack.of(platform.cluster))
+    manifest: dict[str, Any] = localize(build_manifest(platform), cdk.Stack.of(platform.cluster))
     parse_manifest(manifest, source=f"manifest of environment {platform.environment.name!r}")
     return manifest

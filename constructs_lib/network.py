@@ -8,6 +8,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from config.model import NetworkConfig
+from constructs_lib.acknowledgements import ignore_lint_in_cdk_provider
 from constructs_lib.defaults import retention
 from constructs_lib.encryption import LogEncryptionKey
 
@@ -82,6 +83,13 @@ class PlatformNetwork(Construct):
                 restrict_default_security_group=True,
             )
         #: Where Fargate tasks and Airflow run.
+        if isinstance(self.vpc, ec2.Vpc):
+            ignore_lint_in_cdk_provider(
+                cdk.Stack.of(self),
+                "Custom::VpcRestrictDefaultSG",
+                "W3005",
+                "CDK adds a DependsOn that its own GetAtt already implies: harmless.",
+            )
         self.private_subnets = self.vpc.select_subnets(subnet_type=private_type).subnets
 
         flow_key = LogEncryptionKey(

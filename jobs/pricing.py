@@ -15,7 +15,7 @@ def declare(stack: JobsStack) -> None:
         "DynamicPricing",
         platform=stack.platform,
         name="dynamic-pricing",
-        description="Revenue-maximising price per market from a log-linear elasticity fit",
+        description="Margin-maximising price per market from a log-linear elasticity fit",
         team="pricing",
         cost_center="cc-2001",
         image=JobImage.from_directory("models/dynamic_pricing"),

@@ -26,11 +26,8 @@ class AirflowStack(cdk.Stack):
         config: EnvironmentConfig,
         platform: JobPlatform,
         manifest: Mapping[str, Any],
-        **kwargs: object,
     ) -> None:
-        super().__init__(
-            scope, id, description=f"ML platform {config.name}: Airflow (MWAA)", **kwargs
-        )
+        super().__init__(scope, id, description=f"ML platform {config.name}: Airflow (MWAA)")
         self.airflow = MwaaEnvironment(
             self,
             "Mwaa",

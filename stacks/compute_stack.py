@@ -17,9 +17,8 @@ class ComputeStack(cdk.Stack):
         *,
         config: EnvironmentConfig,
         vpc: ec2.IVpc,
-        **kwargs: object,
     ) -> None:
-        super().__init__(scope, id, description=f"ML platform {config.name}: ECS cluster", **kwargs)
+        super().__init__(scope, id, description=f"ML platform {config.name}: ECS cluster")
         self.cluster = PlatformCluster(
             self,
             "Cluster",

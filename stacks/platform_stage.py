@@ -20,6 +20,20 @@ from stacks.network_stack import NetworkStack
 JobGroup = Callable[[JobsStack], None]
 
 
+def job_platform(
+    config: EnvironmentConfig, network: NetworkStack, compute: ComputeStack
+) -> JobPlatform:
+    """What every MlJob of the environment is given."""
+    return JobPlatform(
+        environment=config,
+        cluster=compute.cluster.cluster,
+        vpc=network.network.vpc,
+        task_subnets=network.network.private_subnets,
+        task_security_group=network.network.task_security_group,
+        log_key=compute.cluster.job_log_key,
+    )
+
+
 class PlatformStage(cdk.Stage):
     def __init__(
         self, scope: Construct, *, config: EnvironmentConfig, job_groups: Mapping[str, JobGroup]
@@ -36,14 +50,7 @@ class PlatformStage(cdk.Stage):
 
         network = NetworkStack(self, "Network", config=config)
         compute = ComputeStack(self, "Compute", config=config, vpc=network.network.vpc)
-        self.platform = JobPlatform(
-            environment=config,
-            cluster=compute.cluster.cluster,
-            vpc=network.network.vpc,
-            task_subnets=network.network.private_subnets,
-            task_security_group=network.network.task_security_group,
-            log_key=compute.cluster.job_log_key,
-        )
+        self.platform = job_platform(config, network, compute)
         self.job_stacks: dict[str, JobsStack] = {}
         for group, declare in job_groups.items():
             stack = JobsStack(self, f"Jobs-{group}", platform=self.platform, group=group)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import ErrorDetails
 
 SCHEMA_VERSION = 1
 
@@ -106,7 +107,7 @@ class Job(_Model):
 
 
 class Manifest(_Model):
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     environment: Annotated[str, Field(min_length=1)]
     region: Annotated[str, Field(min_length=1)]
     cluster: Annotated[str, Field(min_length=1)]
@@ -140,7 +141,7 @@ class Manifest(_Model):
         raise KeyError(name)
 
 
-def _describe(error: dict[str, Any], data: Any) -> str:
+def _describe(error: ErrorDetails, data: Any) -> str:
     """Turn a pydantic error location into 'job <name>: field <path>: <message>'."""
     loc = list(error["loc"])
     where = "manifest"

@@ -1,4 +1,4 @@
-"""Acknowledging cdk-nag findings: always on the narrowest construct, always with a reason."""
+"""Acknowledged cdk-nag and cfn-lint findings: on the narrowest construct, with a reason."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def _render(value: Any) -> str:
         if fn == "Fn::GetAtt":
             return f"<{arg[0]}.{arg[1]}>"
         if fn == "Fn::Join":
-            return arg[0].join(_render(part) for part in arg[1])
+            return str(arg[0]).join(_render(part) for part in arg[1])
     raise ValueError(f"cannot spell {value!r} as cdk-nag evidence")
 
 
@@ -47,3 +47,19 @@ def acknowledge(
     cdk.Validations.of(scope).acknowledge(
         cdk.Acknowledgment(id=f"{PACK}-{rule}{evidence}", reason=reason)
     )
+
+
+def ignore_lint_in_cdk_provider(
+    stack: cdk.Stack, provider_id_prefix: str, rule: str, reason: str
+) -> None:
+    """Tell cfn-lint to skip ``rule`` on the resources of a CDK-owned provider in ``stack``.
+
+    These providers (BucketDeployment, S3 auto-delete, default-SG restriction) are CDK's
+    code, not ours; ``reason`` says why the finding is harmless there.
+    """
+    for child in stack.node.children:
+        if child.node.id.startswith(provider_id_prefix):
+            for construct in child.node.find_all():
+                if isinstance(construct, cdk.CfnResource):
+                    construct.add_metadata("cfn-lint", {"config": {"ignore_checks": [rule]}})
+                    construct.add_metadata("LintAcknowledgements", {rule: reason})
