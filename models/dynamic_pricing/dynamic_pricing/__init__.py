@@ -1,0 +1,5 @@
+"""Margin-maximising price recommendations per market, one container run per chunk."""
+
+from .cli import main
+
+__all__ = ["main"]
