@@ -1,0 +1,111 @@
+"""cdk-nag, cfn-lint, the pinned CDK CLI, and importing an existing VPC."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_s3 as s3
+
+from config import ENVIRONMENTS, EnvironmentConfig, NetworkConfig, PoolConfig
+from stacks.jobs_stack import JobsStack
+from stacks.platform_app import build_app, synth
+from tests.conftest import REPO, Synthesized
+
+
+def test_nag_passes_with_every_acknowledgement_reasoned(synthesized: Synthesized) -> None:
+    report = json.loads((synthesized.outdir / "validation-report.json").read_text())
+    # No plugin (cdk-nag, CDK's own CloudFormation validation) reported anything.
+    assert report["pluginReports"] == []
+    acknowledged = 0
+    for stage in synthesized.stages.values():
+        for construct in stage.node.find_all():
+            for entry in construct.node.metadata:
+                if entry.type == cdk.Validations.ACKNOWLEDGED_RULES_METADATA_KEY:
+                    for rule, reason in entry.data.items():
+                        acknowledged += 1
+                        assert len(reason) > 40, (construct.node.path, rule, reason)
+    assert acknowledged > 0
+
+
+def test_nag_refuses_an_unacknowledged_finding(tmp_path: Path) -> None:
+    def careless(stack: JobsStack) -> None:
+        group = ec2.SecurityGroup(stack, "Open", vpc=stack.platform.vpc)
+        group.add_ingress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(22))
+        s3.Bucket(stack, "Plain")
+
+    app, stages = build_app(
+        {"dev": ENVIRONMENTS["dev"]}, {"careless": careless}, outdir=str(tmp_path)
+    )
+    with pytest.raises(Exception, match="ValidationFailed"):
+        synth(app, stages)
+    report = (tmp_path / "validation-report.json").read_text()
+    for rule in ("AwsSolutions-EC23", "AwsSolutions-S10", "AwsSolutions-S1"):
+        assert rule in report, rule
+    assert not (tmp_path / "manifests").exists()
+
+
+def test_cfn_lint_is_clean(synthesized: Synthesized) -> None:
+    templates = [str(path) for path in synthesized.templates()]
+    assert len(templates) == 12
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "cfn-lint"), "--format", "parseable", *templates],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == ""
+
+
+def test_the_pinned_cdk_cli_synthesizes_the_app(tmp_path: Path) -> None:
+    env = {**os.environ, "CDK_DISABLE_CLI_TELEMETRY": "true", "CDK_HOME": str(tmp_path / "home")}
+    result = subprocess.run(
+        [
+            str(REPO / "node_modules" / ".bin" / "cdk"),
+            "synth",
+            "--quiet",
+            "--output",
+            str(tmp_path / "out"),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "out" / "manifests" / "dev.json").is_file()
+    assert (tmp_path / "out" / "assembly-prod").is_dir()
+
+
+def test_an_existing_vpc_is_imported_from_committed_context(tmp_path: Path) -> None:
+    shared = EnvironmentConfig(
+        name="shared",
+        account="111111111111",
+        region="eu-west-1",
+        network=NetworkConfig(
+            vpc_id="vpc-0123456789abcdef0", nat_gateways=1, interface_endpoints=False
+        ),
+        pools=(PoolConfig("batch", 10),),
+        default_pool="batch",
+    )
+    context = json.loads((REPO / "tests" / "fixtures" / "vpc-lookup.context.json").read_text())
+    app, stages = build_app({"shared": shared}, {}, outdir=str(tmp_path), context=context)
+    synth(app, stages)
+    assert json.loads((tmp_path / "manifest.json").read_text()).get("missing") is None
+    network = next((tmp_path / "assembly-shared").glob("sharedNetwork*.template.json"))
+    assert '"AWS::EC2::VPC"' not in network.read_text()
+    manifest = json.loads((tmp_path / "manifests" / "shared.json").read_text())
+    assert manifest["network"]["subnets"] == [
+        "subnet-0aaaaaaaaaaaaaaa1",
+        "subnet-0aaaaaaaaaaaaaaa2",
+    ]
+    assert manifest["region"] == "eu-west-1"
