@@ -21,10 +21,15 @@ def summarize(outdir: Path) -> str:
     parts = []
     for manifest_path in sorted((outdir / "manifests").glob("*.json")):
         env = manifest_path.stem
+        assembly = outdir / f"assembly-{env}"
+        artifacts = json.loads((assembly / "manifest.json").read_text())["artifacts"]
         stacks = []
-        for template in sorted((outdir / f"assembly-{env}").glob("*.template.json")):
-            resources = json.loads(template.read_text())["Resources"]
-            stacks.append([template.name.removesuffix(".template.json"), str(len(resources))])
+        for artifact in artifacts.values():
+            if artifact["type"] != "aws:cloudformation:stack":
+                continue
+            template = json.loads((assembly / artifact["properties"]["templateFile"]).read_text())
+            name = artifact["properties"].get("stackName", artifact.get("displayName", ""))
+            stacks.append([name, str(len(template["Resources"]))])
         manifest = load_manifest(manifest_path)
         jobs = []
         for job in manifest.jobs:

@@ -109,3 +109,19 @@ def test_an_existing_vpc_is_imported_from_committed_context(tmp_path: Path) -> N
         "subnet-0aaaaaaaaaaaaaaa2",
     ]
     assert manifest["region"] == "eu-west-1"
+
+
+def test_synth_summary_lists_stacks_and_jobs(synthesized: Synthesized) -> None:
+    from tools.synth_summary import summarize
+
+    summary = summarize(synthesized.outdir)
+    for needle in (
+        "== environment dev",
+        "== environment prod",
+        "dev-Jobs-pricing",
+        "prod-Airflow",
+        "2000 / 1 = 2000 tasks",
+        "0 */3 * * *",
+        "spot-with-fallback",
+    ):
+        assert needle in summary, needle
