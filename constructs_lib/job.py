@@ -116,7 +116,8 @@ class JobImage:
                 if architecture == ecs.CpuArchitecture.ARM64
                 else ecr_assets.Platform.LINUX_AMD64
             )
-            return ecs.ContainerImage.from_asset(str(self.directory), platform=platform)
+            # Absolute: the jsii runtime resolves relative paths from its own directory.
+            return ecs.ContainerImage.from_asset(str(self.directory.resolve()), platform=platform)
         assert self.repository is not None
         return ecs.ContainerImage.from_ecr_repository(self.repository, self.digest or self.tag)
 
@@ -542,6 +543,66 @@ class MlJob(Construct):
     def grant_principal(self) -> iam.IPrincipal:
         """The task role: ``bucket.grant_read(job)`` grants the model container."""
         return self.task_role.grant_principal
+
+    def grant_read_objects(
+        self, bucket: s3.IBucket, key_pattern: str = "*", *, reason: str
+    ) -> iam.Grant:
+        """Let the model read objects under ``key_pattern`` (``s3:GetObject`` and a listing
+        limited to that prefix): narrower than ``bucket.grant_read(job)``.
+
+        :param reason: why the job needs these objects; recorded as the cdk-nag
+            acknowledgement of the key wildcard.
+        """
+        return self._grant_objects(
+            bucket, key_pattern, ["s3:GetObject"], reason=reason, decrypt=True
+        )
+
+    def grant_write_objects(
+        self, bucket: s3.IBucket, key_pattern: str = "*", *, reason: str
+    ) -> iam.Grant:
+        """Let the model write its results under ``key_pattern`` (``s3:PutObject``)."""
+        return self._grant_objects(
+            bucket,
+            key_pattern,
+            ["s3:PutObject", "s3:AbortMultipartUpload"],
+            reason=reason,
+            decrypt=False,
+        )
+
+    def _grant_objects(
+        self,
+        bucket: s3.IBucket,
+        key_pattern: str,
+        actions: list[str],
+        *,
+        reason: str,
+        decrypt: bool,
+    ) -> iam.Grant:
+        if len(reason) < 20:
+            raise JobConfigError(
+                f"job {self.name!r}: field 'reason': say in a sentence why the job needs "
+                f"{actions} on {key_pattern!r}"
+            )
+        objects = bucket.arn_for_objects(key_pattern)
+        grant = iam.Grant.add_to_principal(
+            grantee=self.task_role, actions=actions, resource_arns=[objects]
+        )
+        if decrypt and bucket.encryption_key is not None:
+            grant = grant.combine(bucket.encryption_key.grant_decrypt(self.task_role))
+        elif bucket.encryption_key is not None:
+            grant = grant.combine(bucket.encryption_key.grant_encrypt(self.task_role))
+        if decrypt:
+            grant = grant.combine(
+                iam.Grant.add_to_principal(
+                    grantee=self.task_role,
+                    actions=["s3:ListBucket"],
+                    resource_arns=[bucket.bucket_arn],
+                    conditions={"StringLike": {"s3:prefix": [key_pattern]}},
+                )
+            )
+        if "*" in key_pattern:
+            acknowledge(self.task_role, "IAM5", resource=objects, reason=reason)
+        return grant
 
     def grant_run(self, grantee: iam.IGrantable) -> iam.Grant:
         """Let ``grantee`` run exactly this task definition on the platform's cluster,

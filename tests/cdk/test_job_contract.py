@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import aws_cdk as cdk
+import pytest
 from aws_cdk import aws_s3 as s3
 from aws_cdk.assertions import Match, Template
 
-from constructs_lib.job import JobImage, MlJob, Partitions
+from constructs_lib.job import JobConfigError, JobImage, MlJob, Partitions
 from tests.conftest import Synthesized, make_bench
 
 
@@ -270,3 +271,35 @@ def test_s3_partitions_are_granted_to_airflow() -> None:
             }
         },
     )
+
+
+def test_grant_read_objects_is_narrow_and_needs_a_reason() -> None:
+    bench = make_bench()
+    stack = bench.jobs_stack()
+    bucket = s3.Bucket(stack, "Features")
+    job = MlJob(
+        stack,
+        "Job",
+        platform=bench.platform,
+        name="narrow-reader",
+        team="t",
+        image=JobImage.from_directory("models/dynamic_pricing"),
+    )
+    job.grant_read_objects(bucket, "features/*", reason="Reads the features it scores.")
+    job.grant_write_objects(bucket, "scores/*", reason="Writes one score file per chunk.")
+    template = Template.from_stack(stack)
+    statements = next(iter(template.find_resources("AWS::IAM::Policy").values()))["Properties"][
+        "PolicyDocument"
+    ]["Statement"]
+    by_action = {json_key(s["Action"]): s for s in statements}
+    assert by_action["s3:GetObject"]["Resource"]["Fn::Join"][1][-1] == "/features/*"
+    assert by_action["s3:ListBucket"]["Condition"] == {"StringLike": {"s3:prefix": ["features/*"]}}
+    assert by_action["s3:AbortMultipartUpload,s3:PutObject"]["Resource"]["Fn::Join"][1][-1] == (
+        "/scores/*"
+    )
+    with pytest.raises(JobConfigError, match="field 'reason'"):
+        job.grant_read_objects(bucket, "*", reason="")
+
+
+def json_key(action: str | list[str]) -> str:
+    return ",".join(sorted(action)) if isinstance(action, list) else action

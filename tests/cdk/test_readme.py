@@ -1,0 +1,53 @@
+"""The README's "Add a job" example works as written."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from config import ENVIRONMENTS
+from stacks.platform_app import build_app, synth
+from tests.conftest import REPO
+
+
+def readme_example() -> str:
+    text = (REPO / "README.md").read_text()
+    section = text[text.index("## Add a job") :]
+    match = re.search(r"```python\n(.*?)```", section, re.S)
+    assert match, "README lost its Add-a-job example"
+    return match.group(1)
+
+
+def test_the_readme_job_lands_in_templates_and_manifest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "models" / "churn_score").mkdir(parents=True)
+    (tmp_path / "models" / "churn_score" / "Dockerfile").write_text("FROM scratch\n")
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, Any] = {}
+    exec(compile(readme_example(), "README.md", "exec"), namespace)
+
+    out = tmp_path / "cdk.out"
+    app, stages = build_app(
+        {"dev": ENVIRONMENTS["dev"]}, {"growth": namespace["declare"]}, outdir=str(out)
+    )
+    synth(app, stages)
+
+    jobs = json.loads(next(out.glob("assembly-dev/devJobsgrowth*.template.json")).read_text())
+    kinds = [r["Type"] for r in jobs["Resources"].values()]
+    assert kinds.count("AWS::ECS::TaskDefinition") == 1
+    assert kinds.count("AWS::Logs::LogGroup") == 1
+    assert kinds.count("AWS::IAM::Role") == 2
+    text = json.dumps(jobs)
+    assert '"Family": "mlp-dev-churn-score"' in text
+    assert "acme-features" in text and "secretsmanager" in text
+    airflow = next(out.glob("assembly-dev/devAirflow*.template.json")).read_text()
+    assert "task-definition/mlp-dev-churn-score:*" in airflow
+    assert "log-group:/mlp-dev/jobs/churn-score" in airflow
+    entry = json.loads((out / "manifests" / "dev.json").read_text())["jobs"][0]
+    assert entry["name"] == "churn-score" and entry["chunk_size"] == 4
+    assert len(entry["partitions"]["values"]) == 40
