@@ -27,7 +27,7 @@ class ManifestError(ValueError):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class Capacity(StrEnum):
@@ -85,36 +85,62 @@ class Retry(_Model):
 
 class Job(_Model):
     name: Annotated[str, Field(pattern=NAME_PATTERN, max_length=NAME_MAX_LENGTH)]
+    """The job and DAG id."""
     description: str
+    """One line for the on-call person."""
     team: Annotated[str, Field(min_length=1)]
+    """Owning team; the DAG owner."""
     image: Annotated[str, Field(min_length=1)]
+    """Where the image comes from (for people; ECS uses the task definition)."""
     task_definition_family: Annotated[str, Field(min_length=1)]
+    """RunTask runs the latest ACTIVE revision of this family."""
     container_name: Annotated[str, Field(min_length=1)]
+    """The container that receives the chunk in its overrides."""
     cpu: int
+    """Fargate CPU units of one task."""
     memory_mib: int
+    """Fargate memory of one task."""
     logs: Logs
+    """The container's awslogs group and stream prefix."""
     capacity: Capacity
-    # A cron expression or preset; None means the job runs only when triggered.
+    """Fargate capacity strategy."""
     schedule: str | None
+    """A 5-field cron expression or preset; null: runs only when triggered."""
     partitions: Partitions
+    """What the job fans out over."""
     chunk_size: Annotated[int, Field(ge=1)]
+    """Partitions per Fargate task."""
     pool: str
+    """Airflow pool each chunk task takes slots from."""
     pool_slots: Annotated[int, Field(ge=1)]
+    """Slots one chunk task takes."""
     retry: Retry
+    """Retries of one chunk."""
     execution_timeout_seconds: Annotated[int, Field(ge=1)]
+    """Limit for one chunk, launch to stop; the Fargate task is stopped on timeout."""
     max_active_runs: Annotated[int, Field(ge=1)]
+    """Concurrent DAG runs."""
     tags: dict[str, str]
+    """Cost-allocation tags added to every task the job launches."""
 
 
 class Manifest(_Model):
     schema_version: Literal[1] = 1
+    """Bumped on any incompatible change."""
     environment: Annotated[str, Field(min_length=1)]
+    """The environment (CDK stage) this manifest describes."""
     region: Annotated[str, Field(min_length=1)]
+    """AWS region of the cluster."""
     cluster: Annotated[str, Field(min_length=1)]
+    """ECS cluster name."""
     network: Network
+    """awsvpc network configuration of every task."""
     max_map_length: Annotated[int, Field(ge=1)]
+    """Airflow's core.max_map_length: the largest fan-out."""
     pools: list[Pool]
+    """Airflow pools of the environment."""
     jobs: list[Job]
+    """One entry per MlJob."""
 
     @model_validator(mode="after")
     def _references_hold(self) -> Manifest:
