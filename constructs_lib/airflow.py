@@ -18,7 +18,7 @@ from constructs_lib.acknowledgements import acknowledge, ignore_lint_in_cdk_prov
 
 MANIFEST_KEY = "manifest.json"
 # Local leftovers that must never reach the DAG bucket.
-_DAG_EXCLUDES = ["**/__pycache__/**", "*.pyc", MANIFEST_KEY, ".*"]
+_DAG_EXCLUDES = ["**/__pycache__/**", "*.pyc", MANIFEST_KEY]
 _LOG_TYPES = ("DagProcessingLogs", "SchedulerLogs", "TaskLogs", "WebserverLogs", "WorkerLogs")
 
 

@@ -1,0 +1,186 @@
+"""Turns the job manifest into one DAG per job.
+
+Parse time reads one local JSON file and nothing else: no AWS call, no Variable or
+Connection look-up, no database access. Partitions are resolved at run time by a task,
+so a 2,000-way fan-out costs the parser nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import DAG, TriggerRule, task
+from airflow.sdk.exceptions import AirflowException
+
+from ml_platform.fargate import FargateChunkOperator
+from ml_platform.manifest import Job, Manifest, S3Partitions, load_manifest
+
+log = logging.getLogger(__name__)
+
+#: Where the manifest is looked for when ML_PLATFORM_MANIFEST is not set: beside the DAGs.
+DEFAULT_MANIFEST = Path(__file__).resolve().parents[1] / "manifest.json"
+START_DATE = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def manifest_path() -> Path:
+    return Path(os.environ.get("ML_PLATFORM_MANIFEST", DEFAULT_MANIFEST))
+
+
+def chunked(values: list[str], size: int) -> list[list[str]]:
+    return [values[i : i + size] for i in range(0, len(values), size)]
+
+
+def resolve_chunks(job: Job, max_map_length: int, aws_conn_id: str | None) -> list[list[str]]:
+    """The job's partitions, cut into chunks (run time: S3 is read here, never at parse)."""
+    if isinstance(job.partitions, S3Partitions):
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        raw = S3Hook(aws_conn_id=aws_conn_id).read_key(job.partitions.key, job.partitions.bucket)
+        values = json.loads(raw)
+        if not isinstance(values, list) or not all(isinstance(v, str) and v for v in values):
+            raise AirflowException(
+                f"job {job.name!r}: s3://{job.partitions.bucket}/{job.partitions.key} must hold "
+                "a JSON list of non-empty strings"
+            )
+    else:
+        values = list(job.partitions.values)
+    chunks = chunked(values, job.chunk_size)
+    if len(chunks) > max_map_length:
+        raise AirflowException(
+            f"job {job.name!r}: {len(values)} partitions in chunks of {job.chunk_size} make "
+            f"{len(chunks)} tasks, above core.max_map_length {max_map_length}; raise chunk_size"
+        )
+    if not chunks:
+        raise AirflowException(f"job {job.name!r}: no partitions to run")
+    return chunks
+
+
+def summarize(
+    job: Job, chunks: list[list[str]], results: list[dict[str, Any] | None]
+) -> dict[str, Any]:
+    """Chunks succeeded and failed, and how long they ran; fails the run if any failed."""
+    done = [r for r in results if r]
+    durations = sorted(
+        (
+            datetime.fromisoformat(r["stopped_at"]) - datetime.fromisoformat(r["started_at"])
+        ).total_seconds()
+        for r in done
+        if r.get("started_at") and r.get("stopped_at")
+    )
+    summary = {
+        "job": job.name,
+        "chunks": len(chunks),
+        "partitions": sum(len(c) for c in chunks),
+        "succeeded": len(done),
+        "failed": len(chunks) - len(done),
+        "seconds_min": durations[0] if durations else None,
+        "seconds_median": durations[len(durations) // 2] if durations else None,
+        "seconds_max": durations[-1] if durations else None,
+    }
+    log.info(
+        "job %s: %d chunks (%d partitions): %d succeeded, %d failed; task seconds "
+        "min %s, median %s, max %s",
+        job.name,
+        summary["chunks"],
+        summary["partitions"],
+        summary["succeeded"],
+        summary["failed"],
+        summary["seconds_min"],
+        summary["seconds_median"],
+        summary["seconds_max"],
+    )
+    if summary["failed"]:
+        raise AirflowException(
+            f"job {job.name!r}: {summary['failed']} of {summary['chunks']} chunks failed; "
+            "see the failed 'run' task instances for the reason and the container log"
+        )
+    return summary
+
+
+def doc_md(manifest: Manifest, job: Job) -> str:
+    partitions = (
+        f"s3://{job.partitions.bucket}/{job.partitions.key} (read at run time)"
+        if isinstance(job.partitions, S3Partitions)
+        else f"{len(job.partitions.values)} static partitions"
+    )
+    stream = f"{job.logs.stream_prefix}/{job.container_name}"
+    return f"""### {job.name}
+{job.description or "(no description)"}
+
+| | |
+|---|---|
+| team | {job.team} |
+| image | `{job.image}` |
+| task definition | `{job.task_definition_family}` on cluster `{manifest.cluster}` |
+| size | {job.cpu} CPU units, {job.memory_mib} MiB, {job.capacity.value} |
+| schedule | `{job.schedule or "manual"}` |
+| fan-out | {partitions}, {job.chunk_size} per task |
+| pool | `{job.pool}` ({job.pool_slots} slot(s) per task) |
+| retries | {job.retry.retries}, from {job.retry.delay_seconds} s |
+| timeout | {job.execution_timeout_seconds} s per task |
+| logs | `{job.logs.group}`, stream `{stream}/<task id>`, copied into each `run` log |
+"""
+
+
+def build_dag(
+    manifest: Manifest,
+    job: Job,
+    *,
+    aws_conn_id: str | None = "aws_default",
+    poll_interval: float = 15.0,
+) -> DAG:
+    pool = next(p for p in manifest.pools if p.name == job.pool)
+    with DAG(
+        dag_id=job.name,
+        schedule=job.schedule,
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=job.max_active_runs,
+        # The pool is the concurrency limit, not Airflow's per-DAG default of 16.
+        max_active_tasks=max(pool.slots // job.pool_slots, 1),
+        tags=[f"team:{job.team}", f"job:{job.name}", f"env:{manifest.environment}"],
+        doc_md=doc_md(manifest, job),
+        default_args={"owner": job.team},
+    ) as dag:
+
+        @task(task_id="resolve_partitions", retries=2, retry_delay=timedelta(seconds=30))
+        def resolve() -> list[list[str]]:
+            return resolve_chunks(job, manifest.max_map_length, aws_conn_id)
+
+        chunks = resolve()
+        run = FargateChunkOperator.partial(
+            task_id="run",
+            job=job,
+            manifest=manifest,
+            aws_conn_id=aws_conn_id,
+            poll_interval=poll_interval,
+            pool=job.pool,
+            pool_slots=job.pool_slots,
+            retries=job.retry.retries,
+            retry_delay=timedelta(seconds=job.retry.delay_seconds),
+            retry_exponential_backoff=job.retry.exponential_backoff,
+            max_retry_delay=timedelta(seconds=job.retry.max_delay_seconds),
+            execution_timeout=timedelta(seconds=job.execution_timeout_seconds),
+        ).expand(chunk=chunks)
+
+        @task(task_id="summarize", trigger_rule=TriggerRule.ALL_DONE)
+        def summary(chunks: Any, results: Any) -> dict[str, Any]:
+            return summarize(job, chunks, list(results))
+
+        summary(chunks, run.output)
+    return dag
+
+
+def build_dags(manifest: Manifest, **kwargs: Any) -> dict[str, DAG]:
+    return {job.name: build_dag(manifest, job, **kwargs) for job in manifest.jobs}
+
+
+def dags_from_manifest(path: str | Path | None = None, **kwargs: Any) -> dict[str, DAG]:
+    """Every job's DAG; a malformed manifest raises, so the DAG file shows an import error."""
+    kwargs.setdefault("poll_interval", float(os.environ.get("ML_PLATFORM_POLL_SECONDS", "15")))
+    return build_dags(load_manifest(path or manifest_path()), **kwargs)

@@ -1,0 +1,115 @@
+"""Builds an environment's platform in the local endpoint from what `make synth` wrote.
+
+Reads ``cdk.out/manifests/<env>.json`` and the job stacks' templates, creates the VPC,
+subnets, security group, cluster, log groups and task definitions in moto, and returns
+the manifest with its deploy-time placeholders filled in with the local ids.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from ml_platform.manifest import parse_manifest
+from simulator.fargate import ContainerBehaviour, ModelProcess, Scripted
+
+# moto accepts any credentials; these never leave 127.0.0.1.
+ACCESS_KEY = SECRET_KEY = "testing"
+
+
+def client(service: str, endpoint_url: str, region: str) -> Any:
+    session = boto3.session.Session(
+        aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY, region_name=region
+    )
+    return session.client(service, endpoint_url=endpoint_url)  # type: ignore[call-overload]
+
+
+def _task_definitions(cdk_out: Path, env: str) -> dict[str, dict[str, Any]]:
+    """Task definition properties by family, from the synthesized templates."""
+    found = {}
+    for template in (cdk_out / f"assembly-{env}").glob("*.template.json"):
+        for resource in json.loads(template.read_text())["Resources"].values():
+            if resource["Type"] == "AWS::ECS::TaskDefinition":
+                found[resource["Properties"]["Family"]] = resource["Properties"]
+    return found
+
+
+def bootstrap(cdk_out: Path, env: str, endpoint_url: str, region: str) -> dict[str, Any]:
+    manifest: dict[str, Any] = json.loads((cdk_out / "manifests" / f"{env}.json").read_text())
+    ec2 = client("ec2", endpoint_url, region)
+    vpc = ec2.create_vpc(CidrBlock="10.40.0.0/16")["Vpc"]["VpcId"]
+    ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+    subnets = [
+        ec2.create_subnet(
+            VpcId=vpc, CidrBlock=f"10.40.{i * 16}.0/20", AvailabilityZone=f"{region}{zone}"
+        )["Subnet"]["SubnetId"]
+        for i, zone in enumerate("ab")
+    ]
+    group = ec2.create_security_group(GroupName="ml-jobs", Description="ML job tasks", VpcId=vpc)[
+        "GroupId"
+    ]
+    ecs = client("ecs", endpoint_url, region)
+    ecs.create_cluster(
+        clusterName=manifest["cluster"], capacityProviders=["FARGATE", "FARGATE_SPOT"]
+    )
+    logs = client("logs", endpoint_url, region)
+    definitions = _task_definitions(cdk_out, env)
+    for job in manifest["jobs"]:
+        props = definitions[job["task_definition_family"]]
+        container = props["ContainerDefinitions"][0]
+        logs.create_log_group(logGroupName=job["logs"]["group"])
+        ecs.register_task_definition(
+            family=job["task_definition_family"],
+            networkMode="awsvpc",
+            requiresCompatibilities=["FARGATE"],
+            cpu=props["Cpu"],
+            memory=props["Memory"],
+            containerDefinitions=[
+                {
+                    "name": container["Name"],
+                    "image": job["image"],
+                    "essential": True,
+                    "memory": container["Memory"],
+                    "command": container.get("Command", []),
+                    "environment": [
+                        {"name": e["Name"], "value": e["Value"]}
+                        for e in container.get("Environment", [])
+                    ],
+                    "logConfiguration": {
+                        "logDriver": "awslogs",
+                        "options": {
+                            "awslogs-group": job["logs"]["group"],
+                            "awslogs-stream-prefix": job["logs"]["stream_prefix"],
+                            "awslogs-region": region,
+                        },
+                    },
+                }
+            ],
+        )
+    manifest["region"] = region
+    manifest["network"]["subnets"] = subnets
+    manifest["network"]["security_groups"] = [group]
+    parse_manifest(manifest, source=f"local manifest of {env!r}")
+    return manifest
+
+
+def model_behaviours(
+    manifest: dict[str, Any],
+    repo: Path,
+    *,
+    min_seconds: float = 0.0,
+) -> dict[str, ContainerBehaviour]:
+    """Each family runs its model's real entrypoint when its image is a local folder."""
+    behaviours: dict[str, ContainerBehaviour] = {}
+    for job in manifest["jobs"]:
+        image = job["image"]
+        if image.startswith("asset:"):
+            behaviours[job["task_definition_family"]] = ModelProcess(
+                repo / image.removeprefix("asset:"), min_seconds=min_seconds
+            )
+        else:
+            behaviours[job["task_definition_family"]] = Scripted(seconds=min_seconds or 1.0)
+    return behaviours

@@ -1,0 +1,421 @@
+"""A local Fargate: the ECS task lifecycle that moto does not model.
+
+RunTask, DescribeTasks, StopTask and ListTasks are answered here; everything else
+(clusters, task definitions, EC2, CloudWatch Logs) stays with moto. Each task goes
+PROVISIONING -> PENDING -> RUNNING -> STOPPED on the wall clock, runs a container
+behaviour (a real model process, or a scripted one), and writes its output to the
+task's awslogs stream in moto's CloudWatch Logs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from moto.ecs.models import ecs_backends
+from moto.logs.models import logs_backends
+
+#: moto's default account.
+DEFAULT_ACCOUNT_ID = "123456789012"
+
+
+class EcsError(Exception):
+    """An ECS API error, answered as ``{"__type": code, "message": ...}``."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+class Container(Protocol):
+    """A running container: its exit code once done, and its output lines so far."""
+
+    def poll(self) -> int | None: ...
+
+    def stop(self) -> None: ...
+
+
+class ContainerBehaviour(Protocol):
+    def start(
+        self, *, command: list[str], environment: dict[str, str], emit: Callable[[str], None]
+    ) -> Container: ...
+
+
+@dataclass
+class ScriptedContainer:
+    """Runs for ``seconds``, logs ``lines``, exits with ``exit_code``."""
+
+    seconds: float
+    exit_code: int
+    started: float = field(default_factory=time.monotonic)
+    stopped: bool = False
+
+    def poll(self) -> int | None:
+        if self.stopped:
+            return 143
+        return self.exit_code if time.monotonic() - self.started >= self.seconds else None
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+@dataclass
+class Scripted:
+    """A container that sleeps, prints a few lines and exits: cheap enough for thousands."""
+
+    seconds: float = 5.0
+    exit_code: int = 0
+
+    def start(
+        self, *, command: list[str], environment: dict[str, str], emit: Callable[[str], None]
+    ) -> Container:
+        partitions = environment.get("ML_PARTITIONS", "[]")
+        emit(f"start partitions={partitions}")
+        emit(f"done exit_code={self.exit_code}")
+        return ScriptedContainer(seconds=self.seconds, exit_code=self.exit_code)
+
+
+class ProcessContainer:
+    def __init__(
+        self, process: subprocess.Popen[str], emit: Callable[[str], None], min_seconds: float
+    ) -> None:
+        self.process = process
+        self.not_before = time.monotonic() + min_seconds
+        self.reader = threading.Thread(target=self._pump, args=(emit,), daemon=True)
+        self.reader.start()
+
+    def _pump(self, emit: Callable[[str], None]) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            emit(line.rstrip("\n"))
+
+    def poll(self) -> int | None:
+        code = self.process.poll()
+        if code is None or time.monotonic() < self.not_before:
+            return None
+        self.reader.join(timeout=5)
+        return code
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+
+
+@dataclass
+class ModelProcess:
+    """Runs a model's real Python entrypoint (``python -m <package>``) as the container.
+
+    :param folder: the model folder (``models/<name>``) holding the package.
+    :param min_seconds: the task stays RUNNING at least this long.
+    """
+
+    folder: Path
+    min_seconds: float = 0.0
+
+    def start(
+        self, *, command: list[str], environment: dict[str, str], emit: Callable[[str], None]
+    ) -> Container:
+        module = self.folder.name
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "PYTHONPATH": str(self.folder.resolve()),
+            "PYTHONUNBUFFERED": "1",
+            **environment,
+        }
+        process = subprocess.Popen(
+            [sys.executable, "-m", module, *command],
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        return ProcessContainer(process, emit, self.min_seconds)
+
+
+@dataclass
+class SimTask:
+    arn: str
+    task_id: str
+    cluster_arn: str
+    task_definition_arn: str
+    container_name: str
+    capacity_provider: str
+    overrides: dict[str, Any]
+    tags: list[dict[str, str]]
+    started_by: str
+    group: str
+    network: dict[str, Any]
+    created_at: float
+    pending_at: float
+    running_at: float
+    start: Callable[[], Container]
+    last_status: str = "PROVISIONING"
+    desired_status: str = "RUNNING"
+    container: Container | None = None
+    started_at: float | None = None
+    stopped_at: float | None = None
+    exit_code: int | None = None
+    stop_code: str = ""
+    stopped_reason: str = ""
+    container_reason: str = ""
+
+    def describe(self) -> dict[str, Any]:
+        container: dict[str, Any] = {
+            "containerArn": self.arn.replace(":task/", ":container/") + "/model",
+            "taskArn": self.arn,
+            "name": self.container_name,
+            "lastStatus": "STOPPED"
+            if self.last_status == "STOPPED"
+            else ("RUNNING" if self.last_status == "RUNNING" else "PENDING"),
+        }
+        if self.exit_code is not None:
+            container["exitCode"] = self.exit_code
+        if self.container_reason:
+            container["reason"] = self.container_reason
+        out: dict[str, Any] = {
+            "taskArn": self.arn,
+            "clusterArn": self.cluster_arn,
+            "taskDefinitionArn": self.task_definition_arn,
+            "lastStatus": self.last_status,
+            "desiredStatus": self.desired_status,
+            "launchType": "FARGATE",
+            "capacityProviderName": self.capacity_provider,
+            "createdAt": self.created_at,
+            "containers": [container],
+            "overrides": self.overrides,
+            "tags": self.tags,
+            "group": self.group,
+            "startedBy": self.started_by,
+            "platformVersion": "1.4.0",
+        }
+        if self.started_at is not None:
+            out["startedAt"] = self.started_at
+        if self.stopped_at is not None:
+            out.update(
+                stoppedAt=self.stopped_at,
+                stopCode=self.stop_code,
+                stoppedReason=self.stopped_reason,
+            )
+        return out
+
+
+@dataclass
+class Metrics:
+    calls: dict[str, int] = field(default_factory=dict)
+    run_requests: list[dict[str, Any]] = field(default_factory=list)
+    max_running: int = 0
+
+
+class FargateSimulator:
+    """The task engine. Thread-safe: the HTTP server answers on several threads.
+
+    :param behaviour: picks the container behaviour for a task definition family.
+    :param start_latency: seconds from RunTask to RUNNING (image pull, ENI).
+    """
+
+    def __init__(
+        self,
+        *,
+        behaviour: Callable[[str], ContainerBehaviour],
+        start_latency: float = 1.0,
+        account: str = DEFAULT_ACCOUNT_ID,
+        region: str = "us-east-1",
+    ) -> None:
+        self.behaviour = behaviour
+        self.start_latency = start_latency
+        self.account = account
+        self.region = region
+        self.tasks: dict[str, SimTask] = {}
+        self.tokens: dict[str, str] = {}
+        self.metrics = Metrics()
+        self._lock = threading.RLock()
+
+    # -- the API --------------------------------------------------------------------------
+
+    def handle(self, action: str, request: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            self.metrics.calls[action] = self.metrics.calls.get(action, 0) + 1
+            handler = getattr(self, f"_{action}", None)
+            if handler is None:
+                raise EcsError("InvalidParameterException", f"{action} is not simulated")
+            result: dict[str, Any] = handler(request)
+            return result
+
+    def _run_task(self, request: dict[str, Any]) -> dict[str, Any]:
+        self.metrics.run_requests.append(json.loads(json.dumps(request)))
+        token = request.get("clientToken")
+        if token and token in self.tokens:
+            # Idempotent: the same token returns the task it started, never a second one.
+            return {"tasks": [self.tasks[self.tokens[token]].describe()], "failures": []}
+        backend = ecs_backends[self.account][self.region]
+        cluster_name = request.get("cluster", "default").rsplit("/", 1)[-1]
+        cluster = backend.clusters.get(cluster_name)
+        if cluster is None:
+            raise EcsError("ClusterNotFoundException", f"Cluster not found: {cluster_name}")
+        try:
+            definition = backend.describe_task_definition(request["taskDefinition"])
+        except Exception as error:  # moto raises its own not-found type
+            raise EcsError("ClientException", "Unable to describe task definition.") from error
+        if (
+            not request.get("networkConfiguration", {})
+            .get("awsvpcConfiguration", {})
+            .get("subnets")
+        ):
+            raise EcsError(
+                "InvalidParameterException",
+                "Network Configuration must be provided when networkMode 'awsvpc' is specified.",
+            )
+        strategy = request.get("capacityProviderStrategy") or [{"capacityProvider": "FARGATE"}]
+        provider = strategy[0]["capacityProvider"]
+        container_def: dict[str, Any] = definition.container_definitions[0]
+        log_options = container_def.get("logConfiguration", {}).get("options", {})
+        environment = {e["name"]: e["value"] for e in container_def.get("environment", [])}
+        command = list(container_def.get("command") or [])
+        for override in request.get("overrides", {}).get("containerOverrides", []):
+            if override.get("name") == container_def["name"]:
+                environment.update({e["name"]: e["value"] for e in override.get("environment", [])})
+                command = list(override.get("command") or command)
+        task_id = uuid.uuid4().hex
+        arn = f"arn:aws:ecs:{self.region}:{self.account}:task/{cluster_name}/{task_id}"
+        family = definition.family
+        behaviour = self.behaviour(family)
+        emit = self._emitter(log_options, container_def["name"], task_id)
+        now = time.time()
+        task = SimTask(
+            arn=arn,
+            task_id=task_id,
+            cluster_arn=cluster.arn,
+            task_definition_arn=definition.arn,
+            container_name=container_def["name"],
+            capacity_provider=provider,
+            overrides=request.get("overrides", {}),
+            tags=request.get("tags", []),
+            started_by=request.get("startedBy", ""),
+            group=request.get("group", f"family:{family}"),
+            network=request["networkConfiguration"],
+            created_at=now,
+            pending_at=now + self.start_latency / 2,
+            running_at=now + self.start_latency,
+            start=lambda: behaviour.start(command=command, environment=environment, emit=emit),
+        )
+        self.tasks[arn] = task
+        if token:
+            self.tokens[token] = arn
+        return {"tasks": [task.describe()], "failures": []}
+
+    def _describe_tasks(self, request: dict[str, Any]) -> dict[str, Any]:
+        self.advance()
+        found, failures = [], []
+        for ref in request.get("tasks", []):
+            task = self._find(ref)
+            if task is None:
+                failures.append({"arn": ref, "reason": "MISSING"})
+            else:
+                found.append(task.describe())
+        return {"tasks": found, "failures": failures}
+
+    def _stop_task(self, request: dict[str, Any]) -> dict[str, Any]:
+        task = self._find(request["task"])
+        if task is None:
+            raise EcsError("InvalidParameterException", "The referenced task was not found.")
+        if task.last_status != "STOPPED":
+            task.desired_status = "STOPPED"
+            if task.container is not None:
+                task.container.stop()
+            self._stop(
+                task,
+                exit_code=143 if task.container else None,
+                stop_code="UserInitiated",
+                reason=request.get("reason", "Task stopped by user"),
+            )
+        return {"task": task.describe()}
+
+    def _list_tasks(self, request: dict[str, Any]) -> dict[str, Any]:
+        self.advance()
+        status = request.get("desiredStatus", "RUNNING")
+        arns = [
+            t.arn
+            for t in self.tasks.values()
+            if t.desired_status == status
+            and (not request.get("startedBy") or t.started_by == request["startedBy"])
+            and (
+                not request.get("family")
+                or f"task-definition/{request['family']}:" in t.task_definition_arn
+            )
+        ]
+        return {"taskArns": arns}
+
+    # -- the lifecycle --------------------------------------------------------------------
+
+    def advance(self) -> None:
+        """Move every task along the wall clock; called on every read and by the ticker."""
+        with self._lock:
+            now = time.time()
+            running = 0
+            for task in self.tasks.values():
+                if task.last_status == "STOPPED":
+                    continue
+                if task.last_status == "PROVISIONING" and now >= task.pending_at:
+                    task.last_status = "PENDING"
+                if task.last_status == "PENDING" and now >= task.running_at:
+                    task.last_status = "RUNNING"
+                    task.started_at = now
+                    task.container = task.start()
+                if task.last_status == "RUNNING" and task.container is not None:
+                    code = task.container.poll()
+                    if code is not None:
+                        self._stop(
+                            task,
+                            exit_code=code,
+                            stop_code="EssentialContainerExited",
+                            reason="Essential container in task exited",
+                        )
+                        continue
+                    running += 1
+            self.metrics.max_running = max(self.metrics.max_running, running)
+
+    def running(self) -> int:
+        return sum(1 for t in self.tasks.values() if t.last_status == "RUNNING")
+
+    def _stop(self, task: SimTask, *, exit_code: int | None, stop_code: str, reason: str) -> None:
+        task.last_status = "STOPPED"
+        task.desired_status = "STOPPED"
+        task.exit_code = exit_code
+        task.stop_code = stop_code
+        task.stopped_reason = reason
+        task.stopped_at = time.time()
+
+    def _find(self, ref: str) -> SimTask | None:
+        if ref in self.tasks:
+            return self.tasks[ref]
+        return next((t for t in self.tasks.values() if t.task_id == ref), None)
+
+    def _emitter(
+        self, options: dict[str, str], container: str, task_id: str
+    ) -> Callable[[str], None]:
+        group = options.get("awslogs-group")
+        prefix = options.get("awslogs-stream-prefix")
+        if not group or not prefix:
+            return lambda line: None
+        stream = f"{prefix}/{container}/{task_id}"
+        logs = logs_backends[self.account][self.region]
+        logs.create_log_stream(group, stream)
+        lock = threading.Lock()
+
+        def emit(line: str) -> None:
+            with lock:
+                logs.put_log_events(
+                    group, stream, [{"timestamp": int(time.time() * 1000), "message": line}]
+                )
+
+        return emit

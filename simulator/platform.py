@@ -1,0 +1,84 @@
+"""The whole platform on 127.0.0.1: local AWS + Fargate simulator + a real Airflow."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from simulator.airflow_local import REPO, LocalAirflow
+from simulator.bootstrap import bootstrap, model_behaviours
+from simulator.fargate import ContainerBehaviour, FargateSimulator
+from simulator.server import LocalAws
+
+REGION = "us-east-1"
+
+
+class LocalPlatform:
+    """``with LocalPlatform(cdk_out, "dev") as platform: platform.run("dynamic-pricing")``.
+
+    :param customize: edits the local manifest before Airflow reads it (fewer partitions,
+        shorter retry delays); schedules are always removed so only triggered runs happen.
+    :param start_latency: seconds from RunTask to RUNNING. Keep it above ~6 s: Airflow
+        3.3 fails a deferred task whose trigger fires before the scheduler has seen the
+        worker exit (apache/airflow#67287, #72716); real Fargate needs ~60 s to start.
+    :param min_run_seconds: each task stays RUNNING at least this long.
+    """
+
+    def __init__(
+        self,
+        cdk_out: Path,
+        env: str,
+        *,
+        home: Path | None = None,
+        customize: Callable[[dict[str, Any]], None] | None = None,
+        start_latency: float = 6.0,
+        min_run_seconds: float = 2.0,
+        behaviour: Callable[[str], ContainerBehaviour] | None = None,
+    ) -> None:
+        self.cdk_out = cdk_out
+        self.env = env
+        self.home = home or Path(tempfile.mkdtemp(prefix="ml-platform-airflow-"))
+        self.customize = customize
+        self.min_run_seconds = min_run_seconds
+        self._behaviours: dict[str, ContainerBehaviour] = {}
+        self.simulator = FargateSimulator(
+            behaviour=behaviour or self._behaviours.__getitem__,
+            start_latency=start_latency,
+            region=REGION,
+        )
+        self.aws = LocalAws(self.simulator)
+        self.manifest: dict[str, Any] = {}
+        self.airflow: LocalAirflow | None = None
+
+    def __enter__(self) -> LocalPlatform:
+        self.aws.start()
+        try:
+            self.manifest = bootstrap(self.cdk_out, self.env, self.aws.endpoint_url, REGION)
+            for job in self.manifest["jobs"]:
+                job["schedule"] = None
+            if self.customize:
+                self.customize(self.manifest)
+            self._behaviours.update(
+                model_behaviours(self.manifest, REPO, min_seconds=self.min_run_seconds)
+            )
+            self.airflow = LocalAirflow(
+                self.home, self.manifest, endpoint_url=self.aws.endpoint_url, region=REGION
+            )
+            self.airflow.start()
+            self.airflow.wait_for_dags([job["name"] for job in self.manifest["jobs"]])
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.airflow is not None:
+            self.airflow.stop()
+        self.aws.stop()
+
+    def run(self, dag_id: str, run_id: str = "local-1", timeout: float = 600) -> str:
+        assert self.airflow is not None
+        self.airflow.trigger(dag_id, run_id)
+        return self.airflow.wait_for_run(dag_id, run_id, timeout=timeout)

@@ -1,0 +1,129 @@
+"""A local AWS endpoint on 127.0.0.1: moto's server with the Fargate simulator in front."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from typing import Any
+
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from simulator.fargate import EcsError, FargateSimulator
+
+ECS_TARGET = "AmazonEC2ContainerServiceV20141113."
+SIMULATED = {"RunTask": "run_task", "DescribeTasks": "describe_tasks",
+             "StopTask": "stop_task", "ListTasks": "list_tasks"}  # fmt: skip
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class QuietRequestHandler(MotoRequestHandler):
+    def log_request(self, *args: Any, **kwargs: Any) -> None:
+        """Thousands of polls would drown the output."""
+
+
+class FargateMiddleware:
+    """Answers the task-lifecycle calls itself and passes everything else to moto."""
+
+    def __init__(self, app: WsgiApp, simulator: FargateSimulator) -> None:
+        self.app = app
+        self.simulator = simulator
+        self.calls: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        with self._lock:
+            self.calls[target or environ.get("PATH_INFO", "")] = (
+                self.calls.get(target or environ.get("PATH_INFO", ""), 0) + 1
+            )
+        action = target.removeprefix(ECS_TARGET) if target.startswith(ECS_TARGET) else ""
+        if action not in SIMULATED:
+            return self.app(environ, start_response)
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        request = json.loads(environ["wsgi.input"].read(length) or b"{}")
+        try:
+            body, status = self.simulator.handle(SIMULATED[action], request), "200 OK"
+        except EcsError as error:
+            body = {"__type": error.code, "message": str(error)}
+            status = f"{error.status} Bad Request"
+        payload = json.dumps(body).encode()
+        start_response(
+            status,
+            [("Content-Type", "application/x-amz-json-1.1"), ("Content-Length", str(len(payload)))],
+        )
+        return [payload]
+
+
+class LocalAws:
+    """``with LocalAws(simulator) as aws:`` serves moto + Fargate on ``aws.endpoint_url``."""
+
+    def __init__(
+        self,
+        simulator: FargateSimulator,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tick_seconds: float = 0.2,
+    ) -> None:
+        self.simulator = simulator
+        self.host = host
+        self.port = port
+        self.tick_seconds = tick_seconds
+        self.middleware = FargateMiddleware(
+            DomainDispatcherApplication(create_backend_app), simulator
+        )
+        self._server: BaseWSGIServer | None = None
+        self._threads: list[threading.Thread] = []
+        self._stopping = threading.Event()
+
+    @property
+    def endpoint_url(self) -> str:
+        assert self._server is not None, "start() first"
+        return f"http://{self.host}:{self._server.server_port}"
+
+    def start(self) -> LocalAws:
+        self._server = make_server(
+            self.host,
+            self.port,
+            self.middleware,
+            threaded=True,
+            request_handler=QuietRequestHandler,
+        )
+        self._threads = [
+            threading.Thread(target=self._server.serve_forever, daemon=True),
+            threading.Thread(target=self._tick, daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def _tick(self) -> None:
+        # Tasks move on even when nobody asks (the real ECS does not wait for readers).
+        while not self._stopping.wait(self.tick_seconds):
+            self.simulator.advance()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._server is not None:
+            self._server.shutdown()
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+    def __enter__(self) -> LocalAws:
+        return self.start()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
