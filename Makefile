@@ -14,13 +14,14 @@ PY := $(VENV)/bin/python
 CDK := node_modules/.bin/cdk
 OUT := cdk.out
 
-.PHONY: help install synth test lint typecheck unit snapshots schema clean
+.PHONY: help install synth test lint typecheck unit snapshots schema clean demo
 
 help:
 	@echo "make synth      install everything, synthesize every environment offline, print a summary"
 	@echo "make test       lint, type-check and run the test suite"
 	@echo "make snapshots  re-record the template snapshots (review the diff before committing)"
 	@echo "make schema     regenerate schemas/job-manifest.schema.json"
+	@echo "make demo       run the example jobs end to end on 127.0.0.1 (after make synth)"
 
 $(CURDIR)/.tools/bin/uv:
 	python3 -m venv .tools
@@ -61,3 +62,7 @@ schema: install
 
 clean:
 	rm -rf $(OUT) .pytest_cache .mypy_cache .ruff_cache
+
+demo: install
+	@test -f $(OUT)/manifests/dev.json || { echo "run 'make synth' first"; exit 2; }
+	$(PY) -m simulator.demo --cdk-out $(OUT)

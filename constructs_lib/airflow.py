@@ -11,14 +11,19 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_mwaa as mwaa
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3deploy
+from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from config.model import AirflowConfig
+from config.model import AirflowConfig, PoolConfig
 from constructs_lib.acknowledgements import acknowledge, ignore_lint_in_cdk_provider
+from ml_platform.manifest import Pool
+from ml_platform.pools import bulk_upsert
 
 MANIFEST_KEY = "manifest.json"
 # Local leftovers that must never reach the DAG bucket.
 _DAG_EXCLUDES = ["**/__pycache__/**", "*.pyc", MANIFEST_KEY]
+#: Construct id of CDK's singleton AwsCustomResource handler, at the stack root.
+AWS_CUSTOM_RESOURCE_HANDLER = "AWS679f53fac002430cb0da5b7982bd2287"
 _LOG_TYPES = ("DagProcessingLogs", "SchedulerLogs", "TaskLogs", "WebserverLogs", "WorkerLogs")
 
 
@@ -58,6 +63,7 @@ class MwaaEnvironment(Construct):
     :param subnets: exactly two private subnets in different AZs are used.
     :param dags_directory: local folder deployed to ``s3://<bucket>/dags/``.
     :param manifest: the job manifest, written beside the DAG file as ``manifest.json``.
+    :param pools: created or updated in Airflow on every deploy, deferred tasks included.
     """
 
     def __init__(
@@ -71,6 +77,7 @@ class MwaaEnvironment(Construct):
         subnets: Sequence[ec2.ISubnet],
         dags_directory: str,
         manifest: Mapping[str, Any],
+        pools: Sequence[PoolConfig],
         removal_policy: cdk.RemovalPolicy,
     ) -> None:
         super().__init__(scope, id)
@@ -170,6 +177,9 @@ class MwaaEnvironment(Construct):
         )
         # The DAGs and manifest are in place before Airflow first parses the bucket.
         self.environment.node.add_dependency(self.deployment)
+        self.pools = AirflowPools(
+            self, "Pools", environment=self, pools=pools, vpc=vpc, subnets=subnets
+        )
         self._acknowledge_findings(stack)
 
     @property
@@ -341,3 +351,81 @@ class MwaaEnvironment(Construct):
         redundant = "CDK adds a DependsOn that its own GetAtt already implies: harmless."
         for provider in ("Custom::CDKBucketDeployment", "Custom::S3AutoDeleteObjects"):
             ignore_lint_in_cdk_provider(stack, provider, "W3005", redundant)
+
+
+class AirflowPools(Construct):
+    """Creates or overwrites the environment's pools through MWAA's REST API on each deploy.
+
+    One idempotent bulk ``PATCH /pools`` (create, overwrite if present), from a function in
+    the VPC: a private webserver answers only there.
+    """
+
+    AIRFLOW_ROLE = "Op"  # pools need no more than Airflow's Op role
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        environment: MwaaEnvironment,
+        pools: Sequence[PoolConfig],
+        vpc: ec2.IVpc,
+        subnets: Sequence[ec2.ISubnet],
+    ) -> None:
+        super().__init__(scope, id)
+        stack = cdk.Stack.of(self)
+        body = bulk_upsert(
+            Pool(name=p.name, slots=p.slots, description=p.description) for p in pools
+        )
+        call = cr.AwsSdkCall(
+            service="MWAA",
+            action="InvokeRestApi",
+            parameters={
+                "Name": environment.environment_name,
+                "Path": "/pools",
+                "Method": "PATCH",
+                "Body": body,
+            },
+            physical_resource_id=cr.PhysicalResourceId.of(f"{environment.environment_name}-pools"),
+        )
+        role_arn = stack.format_arn(
+            service="airflow",
+            resource="role",
+            resource_name=f"{environment.environment_name}/{self.AIRFLOW_ROLE}",
+        )
+        self.resource = cr.AwsCustomResource(
+            self,
+            "Upsert",
+            on_create=call,
+            on_update=call,
+            policy=cr.AwsCustomResourcePolicy.from_statements(
+                [iam.PolicyStatement(actions=["airflow:InvokeRestApi"], resources=[role_arn])]
+            ),
+            vpc=vpc,
+            vpc_subnets=ec2.SubnetSelection(subnets=list(subnets)),
+            install_latest_aws_sdk=False,
+            timeout=cdk.Duration.minutes(2),
+        )
+        # The REST API answers only once the environment is available.
+        self.resource.node.add_dependency(environment.environment)
+
+        handler = next(
+            child
+            for child in stack.node.children
+            if child.node.id.startswith(AWS_CUSTOM_RESOURCE_HANDLER)
+        )
+        why = "CDK's AwsCustomResource handler, which runs only during deployments."
+        for policy in ("AWSLambdaBasicExecutionRole", "AWSLambdaVPCAccessExecutionRole"):
+            acknowledge(
+                handler,
+                "IAM4",
+                policy=(f"arn:{stack.partition}:iam::aws:policy/service-role/{policy}"),
+                reason=f"Writes its logs and attaches to the VPC. {why}",
+            )
+        acknowledge(handler, "L1", reason=f"CDK pins the runtime of its handler. {why}")
+        ignore_lint_in_cdk_provider(
+            stack,
+            AWS_CUSTOM_RESOURCE_HANDLER,
+            "W3005",
+            "CDK adds a DependsOn that its own GetAtt already implies: harmless.",
+        )

@@ -58,8 +58,13 @@ class LocalAirflow:
             "password": "testing",
             "extra": {"endpoint_url": endpoint_url, "region_name": region},
         }
+        inherited = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("AIRFLOW_", "AIRFLOW__", "ML_PLATFORM_"))
+        }
         self.env = {
-            **os.environ,
+            **inherited,
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",

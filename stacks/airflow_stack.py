@@ -37,6 +37,7 @@ class AirflowStack(cdk.Stack):
             subnets=platform.task_subnets,
             dags_directory=DAGS_DIRECTORY,
             manifest=manifest,
+            pools=config.pools,
             removal_policy=removal(config.removal_policy),
         )
         role = self.airflow.execution_role

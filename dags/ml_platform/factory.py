@@ -78,9 +78,9 @@ def summarize(
         "partitions": sum(len(c) for c in chunks),
         "succeeded": len(done),
         "failed": len(chunks) - len(done),
-        "seconds_min": durations[0] if durations else None,
-        "seconds_median": durations[len(durations) // 2] if durations else None,
-        "seconds_max": durations[-1] if durations else None,
+        "seconds_min": round(durations[0], 1) if durations else None,
+        "seconds_median": round(durations[len(durations) // 2], 1) if durations else None,
+        "seconds_max": round(durations[-1], 1) if durations else None,
     }
     log.info(
         "job %s: %d chunks (%d partitions): %d succeeded, %d failed; task seconds "

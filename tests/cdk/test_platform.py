@@ -277,3 +277,35 @@ def test_dags_and_manifest_are_deployed_to_the_bucket(synthesized: Synthesized) 
     assert len(deployment["Properties"]["SourceObjectKeys"]) == 2  # dags/ and manifest.json
     # The manifest's deploy-time values (subnets, security group) are filled in by CDK.
     assert "SourceMarkers" in deployment["Properties"]
+
+
+def test_pools_are_upserted_in_mwaa_at_deploy_time(synthesized: Synthesized) -> None:
+    template = synthesized.template("prod", "Airflow")
+    upserts = resources(template, "Custom::AWS")
+    assert len(upserts) == 1
+    for phase in ("Create", "Update"):
+        call = json.loads(upserts[0]["Properties"][phase])
+        assert (call["service"], call["action"]) == ("MWAA", "InvokeRestApi")
+        assert call["parameters"]["Name"] == "mlp-prod-airflow"
+        assert (call["parameters"]["Path"], call["parameters"]["Method"]) == ("/pools", "PATCH")
+        (action,) = call["parameters"]["Body"]["actions"]
+        assert action["action_on_existence"] == "overwrite"
+        assert {(p["name"], p["slots"], p["include_deferred"]) for p in action["entities"]} == {
+            ("forecast", 2000, True),
+            ("pricing", 150, True),
+            ("batch", 50, True),
+        }
+    # Only after the environment exists, from inside the VPC, as Airflow's Op role only.
+    assert any("MwaaEnvironment" in d for d in upserts[0]["DependsOn"])
+    functions = [
+        f for f in resources(template, "AWS::Lambda::Function") if "VpcConfig" in f["Properties"]
+    ]
+    assert len(functions) == 1
+    statements = [
+        s
+        for p in resources(template, "AWS::IAM::Policy")
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+        if s["Action"] == "airflow:InvokeRestApi"
+    ]
+    assert len(statements) == 1
+    assert statements[0]["Resource"]["Fn::Join"][1][-1] == ":role/mlp-prod-airflow/Op"
