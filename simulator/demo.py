@@ -102,6 +102,15 @@ def main(argv: list[str] | None = None) -> int:
         default=6,
         help="partitions per job (the examples have up to 2,000)",
     )
+    parser.add_argument(
+        "--start-latency",
+        type=float,
+        default=6.0,
+        help="seconds from RunTask to RUNNING (>= 6, see LocalPlatform)",
+    )
+    parser.add_argument(
+        "--run-seconds", type=float, default=2.0, help="each task stays RUNNING at least this long"
+    )
     args = parser.parse_args(argv)
     if not (args.cdk_out / "manifests" / f"{args.env}.json").is_file():
         print(
@@ -115,7 +124,11 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     with LocalPlatform(
-        args.cdk_out, args.env, customize=cap_partitions(args.partitions)
+        args.cdk_out,
+        args.env,
+        customize=cap_partitions(args.partitions),
+        start_latency=args.start_latency,
+        min_run_seconds=args.run_seconds,
     ) as platform:
         assert platform.airflow is not None
         print(
