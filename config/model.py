@@ -20,6 +20,7 @@ __all__ = [
     "Capacity",
     "ComputeConfig",
     "ConfigError",
+    "EcsBudget",
     "EnvironmentConfig",
     "LogRetention",
     "NetworkConfig",
@@ -147,6 +148,49 @@ class ComputeConfig:
 
 
 @dataclass(frozen=True)
+class EcsBudget:
+    """The share of the account's ECS and Logs API limits this platform may use.
+
+    Fargate allows 20 launches per second after a burst of 100, and ECS reads share a
+    bucket of 20 per second; GetLogEvents allows about 10 per second. Each triggerer gets
+    an equal share (``AirflowConfig.triggerers``).
+    """
+
+    launches_per_second: float = 20.0
+    launch_burst: float = 100.0
+    reads_per_second: float = 10.0
+    read_burst: float = 20.0
+    log_reads_per_second: float = 8.0
+    poll_interval_seconds: float = 15.0
+    log_lines: int = 200
+
+    def problems(self) -> list[str]:
+        out = []
+        for name, value, high in (
+            ("launches_per_second", self.launches_per_second, 20),
+            ("reads_per_second", self.reads_per_second, 20),
+            ("log_reads_per_second", self.log_reads_per_second, 10),
+        ):
+            if not 0 < value <= high:
+                out.append(
+                    f"field 'ecs_budget.{name}': {value} must be above 0 and at most "
+                    f"{high} (the AWS limit)"
+                )
+        if not 1 <= self.launch_burst <= 100:
+            out.append(f"field 'ecs_budget.launch_burst': {self.launch_burst} must be 1-100")
+        if not 1 <= self.read_burst <= 100:
+            out.append(f"field 'ecs_budget.read_burst': {self.read_burst} must be 1-100")
+        if not 1 <= self.poll_interval_seconds <= 300:
+            out.append(
+                f"field 'ecs_budget.poll_interval_seconds': "
+                f"{self.poll_interval_seconds} must be 1-300"
+            )
+        if not 1 <= self.log_lines <= 10_000:
+            out.append(f"field 'ecs_budget.log_lines': {self.log_lines} must be 1-10000")
+        return out
+
+
+@dataclass(frozen=True)
 class AirflowConfig:
     """The Amazon MWAA environment."""
 
@@ -161,6 +205,8 @@ class AirflowConfig:
     max_map_length: int = 4096
     #: Deferred tasks one triggerer watches (Airflow's default is 1000).
     triggerer_capacity: int = 1000
+    #: Triggerer processes sharing the ECS budget (MWAA runs one per scheduler).
+    triggerers: int = 2
     weekly_maintenance_window_start: str = "SUN:03:00"
     log_level: str = "INFO"
 
@@ -185,6 +231,8 @@ class AirflowConfig:
             out.append(f"field 'airflow.schedulers': {self.schedulers} must be 2-5")
         if not 1 <= self.max_map_length <= 100_000:
             out.append(f"field 'airflow.max_map_length': {self.max_map_length} must be 1-100000")
+        if not 1 <= self.triggerers <= 10:
+            out.append(f"field 'airflow.triggerers': {self.triggerers} must be 1-10")
         if not 1 <= self.triggerer_capacity <= 10_000:
             out.append(
                 f"field 'airflow.triggerer_capacity': {self.triggerer_capacity} must be 1-10000"
@@ -217,6 +265,7 @@ class EnvironmentConfig:
     network: NetworkConfig = field(default_factory=NetworkConfig)
     compute: ComputeConfig = field(default_factory=ComputeConfig)
     airflow: AirflowConfig = field(default_factory=AirflowConfig)
+    ecs_budget: EcsBudget = field(default_factory=EcsBudget)
     log_retention_days: LogRetention = 30
     removal_policy: RemovalPolicy = RemovalPolicy.RETAIN
     pools: tuple[PoolConfig, ...] = ()
@@ -251,7 +300,7 @@ class EnvironmentConfig:
                 "field 'network.vpc_id': importing a VPC needs 'account' and 'region' "
                 "(the look-up is per account and region)"
             )
-        out += self.network.problems() + self.airflow.problems()
+        out += self.network.problems() + self.airflow.problems() + self.ecs_budget.problems()
         if self.log_retention_days not in LOG_RETENTION_DAYS:
             out.append(
                 f"field 'log_retention_days': {self.log_retention_days} is not a CloudWatch "

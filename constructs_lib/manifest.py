@@ -13,6 +13,7 @@ from typing import Any
 
 import aws_cdk as cdk
 
+from config.model import EnvironmentConfig
 from constructs_lib.job import JobPlatform
 from ml_platform.manifest import SCHEMA_VERSION, parse_manifest
 
@@ -31,6 +32,7 @@ def build_manifest(platform: JobPlatform) -> dict[str, Any]:
             "assign_public_ip": False,
         },
         "max_map_length": env.airflow.max_map_length,
+        "fleet": fleet_budget(env),
         "pools": [
             {
                 "name": p.name,
@@ -41,6 +43,22 @@ def build_manifest(platform: JobPlatform) -> dict[str, Any]:
             for p in env.pools
         ],
         "jobs": [job.manifest_entry() for job in platform.jobs],
+    }
+
+
+def fleet_budget(env: EnvironmentConfig) -> dict[str, Any]:
+    """Each triggerer's share of the environment's ECS budget."""
+    budget, share = env.ecs_budget, env.airflow.triggerers
+    return {
+        "launch_rate": budget.launches_per_second / share,
+        "launch_burst": max(budget.launch_burst / share, 1.0),
+        "read_rate": budget.reads_per_second / share,
+        "read_burst": max(budget.read_burst / share, 1.0),
+        "log_rate": budget.log_reads_per_second / share,
+        "log_burst": max(budget.log_reads_per_second / share, 1.0),
+        "poll_interval": budget.poll_interval_seconds,
+        "log_lines": budget.log_lines,
+        "log_wait_seconds": 2.0,
     }
 
 

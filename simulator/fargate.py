@@ -1,10 +1,11 @@
-"""A local Fargate: the ECS task lifecycle that moto does not model.
+"""A local Fargate: the ECS task lifecycle, API limits and faults that moto does not model.
 
 RunTask, DescribeTasks, StopTask and ListTasks are answered here; everything else
 (clusters, task definitions, EC2, CloudWatch Logs) stays with moto. Each task goes
 PROVISIONING -> PENDING -> RUNNING -> STOPPED on the wall clock, runs a container
 behaviour (a real model process, or a scripted one), and writes its output to the
-task's awslogs stream in moto's CloudWatch Logs.
+task's awslogs stream in moto's CloudWatch Logs. ECS's throttling buckets answer with
+real ``ThrottlingException`` errors, and every call is counted per API and per second.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +28,10 @@ from moto.logs.models import logs_backends
 
 #: moto's default account.
 DEFAULT_ACCOUNT_ID = "123456789012"
+CAPACITY_UNAVAILABLE = (
+    "Capacity is unavailable at this time. Please try again later or in a different "
+    "availability zone"
+)
 
 
 class EcsError(Exception):
@@ -37,8 +43,53 @@ class EcsError(Exception):
         self.status = status
 
 
+class Bucket:
+    """A token bucket as AWS applies them: ``burst`` tokens, refilled at ``rate`` per second."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = burst
+        self.updated = time.monotonic()
+        self._lock = threading.Lock()
+
+    def take(self, count: float = 1) -> bool:
+        with self._lock:
+            now = time.monotonic()
+            self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+            self.updated = now
+            if self.tokens >= count:
+                self.tokens -= count
+                return True
+            return False
+
+
+@dataclass(frozen=True)
+class ApiLimits:
+    """ECS and CloudWatch Logs limits per account and region (see shared FACTS)."""
+
+    run_task_rate: float = 20
+    run_task_burst: float = 20
+    launch_rate: float = 20
+    launch_burst: float = 100
+    read_rate: float = 20
+    read_burst: float = 100
+    get_log_events_rate: float = 10
+    get_log_events_burst: float = 10
+
+    @classmethod
+    def unlimited(cls) -> ApiLimits:
+        big = 1e9
+        return cls(big, big, big, big, big, big, big, big)
+
+
+#: ECS APIs that draw from the shared read bucket.
+ECS_READS = {"DescribeTasks", "ListTasks", "DescribeTaskDefinition", "DescribeClusters",
+             "DescribeServices", "DescribeContainerInstances", "ListClusters"}  # fmt: skip
+
+
 class Container(Protocol):
-    """A running container: its exit code once done, and its output lines so far."""
+    """A running container: its exit code once done."""
 
     def poll(self) -> int | None: ...
 
@@ -46,6 +97,13 @@ class Container(Protocol):
 
 
 class ContainerBehaviour(Protocol):
+    #: Set to a reason to make the task stop with TaskFailedToStart before running.
+    fail_to_start: str
+    #: Seconds after which spot capacity is reclaimed (None: never).
+    spot_interruption_after: float | None
+    #: The container's stop reason, e.g. "OutOfMemoryError: Container killed ...".
+    reason: str
+
     def start(
         self, *, command: list[str], environment: dict[str, str], emit: Callable[[str], None]
     ) -> Container: ...
@@ -53,8 +111,6 @@ class ContainerBehaviour(Protocol):
 
 @dataclass
 class ScriptedContainer:
-    """Runs for ``seconds``, logs ``lines``, exits with ``exit_code``."""
-
     seconds: float
     exit_code: int
     started: float = field(default_factory=time.monotonic)
@@ -71,18 +127,24 @@ class ScriptedContainer:
 
 @dataclass
 class Scripted:
-    """A container that sleeps, prints a few lines and exits: cheap enough for thousands."""
+    """A container that sleeps, logs two lines and exits: cheap enough for thousands.
 
-    seconds: float = 5.0
+    :param seconds: run time, or a callable drawing one per task (a spread of run times).
+    """
+
+    seconds: float | Callable[[], float] = 5.0
     exit_code: int = 0
+    reason: str = ""
+    fail_to_start: str = ""
+    spot_interruption_after: float | None = None
 
     def start(
         self, *, command: list[str], environment: dict[str, str], emit: Callable[[str], None]
     ) -> Container:
-        partitions = environment.get("ML_PARTITIONS", "[]")
-        emit(f"start partitions={partitions}")
+        emit(f"start partitions={environment.get('ML_PARTITIONS', '[]')}")
         emit(f"done exit_code={self.exit_code}")
-        return ScriptedContainer(seconds=self.seconds, exit_code=self.exit_code)
+        seconds = self.seconds() if callable(self.seconds) else self.seconds
+        return ScriptedContainer(seconds=seconds, exit_code=self.exit_code)
 
 
 class ProcessContainer:
@@ -121,11 +183,13 @@ class ModelProcess:
 
     folder: Path
     min_seconds: float = 0.0
+    reason: str = ""
+    fail_to_start: str = ""
+    spot_interruption_after: float | None = None
 
     def start(
         self, *, command: list[str], environment: dict[str, str], emit: Callable[[str], None]
     ) -> Container:
-        module = self.folder.name
         env = {
             "PATH": os.environ.get("PATH", ""),
             "PYTHONPATH": str(self.folder.resolve()),
@@ -133,7 +197,7 @@ class ModelProcess:
             **environment,
         }
         process = subprocess.Popen(
-            [sys.executable, "-m", module, *command],
+            [sys.executable, "-m", self.folder.name, *command],
             env=env,
             text=True,
             stdout=subprocess.PIPE,
@@ -154,10 +218,10 @@ class SimTask:
     tags: list[dict[str, str]]
     started_by: str
     group: str
-    network: dict[str, Any]
     created_at: float
     pending_at: float
     running_at: float
+    behaviour: ContainerBehaviour
     start: Callable[[], Container]
     last_status: str = "PROVISIONING"
     desired_status: str = "RUNNING"
@@ -170,13 +234,12 @@ class SimTask:
     container_reason: str = ""
 
     def describe(self) -> dict[str, Any]:
+        status = {"STOPPED": "STOPPED", "RUNNING": "RUNNING"}.get(self.last_status, "PENDING")
         container: dict[str, Any] = {
             "containerArn": self.arn.replace(":task/", ":container/") + "/model",
             "taskArn": self.arn,
             "name": self.container_name,
-            "lastStatus": "STOPPED"
-            if self.last_status == "STOPPED"
-            else ("RUNNING" if self.last_status == "RUNNING" else "PENDING"),
+            "lastStatus": status,
         }
         if self.exit_code is not None:
             container["exitCode"] = self.exit_code
@@ -211,16 +274,33 @@ class SimTask:
 
 @dataclass
 class Metrics:
-    calls: dict[str, int] = field(default_factory=dict)
+    calls: Counter[str] = field(default_factory=Counter)
+    throttled: Counter[str] = field(default_factory=Counter)
+    #: calls per API per whole second since the epoch
+    timeline: dict[int, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     run_requests: list[dict[str, Any]] = field(default_factory=list)
     max_running: int = 0
+
+    def count(self, api: str, *, throttled: bool = False) -> None:
+        self.calls[api] += 1
+        self.timeline[int(time.time())][api] += 1
+        if throttled:
+            self.throttled[api] += 1
+
+    def rate(self, apis: set[str], start: float, end: float) -> tuple[float, int]:
+        """Mean and peak calls per second of ``apis`` between two epoch times."""
+        seconds = range(int(start), int(end) + 1)
+        per_second = [sum(self.timeline.get(s, Counter())[a] for a in apis) for s in seconds]
+        return (sum(per_second) / max(end - start, 1.0), max(per_second, default=0))
 
 
 class FargateSimulator:
     """The task engine. Thread-safe: the HTTP server answers on several threads.
 
-    :param behaviour: picks the container behaviour for a task definition family.
+    :param behaviour: the container behaviour of a task definition family.
     :param start_latency: seconds from RunTask to RUNNING (image pull, ENI).
+    :param limits: ECS's throttling buckets (``ApiLimits.unlimited()`` to switch off).
+    :param spot_capacity_failures: how many FARGATE_SPOT launches find no capacity.
     """
 
     def __init__(
@@ -228,30 +308,48 @@ class FargateSimulator:
         *,
         behaviour: Callable[[str], ContainerBehaviour],
         start_latency: float = 1.0,
+        limits: ApiLimits | None = None,
+        spot_capacity_failures: int = 0,
         account: str = DEFAULT_ACCOUNT_ID,
         region: str = "us-east-1",
     ) -> None:
         self.behaviour = behaviour
         self.start_latency = start_latency
+        self.limits = limits or ApiLimits()
+        self.spot_capacity_failures = spot_capacity_failures
         self.account = account
         self.region = region
         self.tasks: dict[str, SimTask] = {}
         self.tokens: dict[str, str] = {}
         self.metrics = Metrics()
+        self.buckets = {
+            "RunTask": Bucket(self.limits.run_task_rate, self.limits.run_task_burst),
+            "launch": Bucket(self.limits.launch_rate, self.limits.launch_burst),
+            "read": Bucket(self.limits.read_rate, self.limits.read_burst),
+            "GetLogEvents": Bucket(
+                self.limits.get_log_events_rate, self.limits.get_log_events_burst
+            ),
+        }
         self._lock = threading.RLock()
 
     # -- the API --------------------------------------------------------------------------
 
-    def handle(self, action: str, request: dict[str, Any]) -> dict[str, Any]:
+    def admit(self, api: str) -> None:
+        """Count a call and raise ThrottlingException when its bucket is empty."""
+        bucket = "read" if api in ECS_READS else api
+        allowed = bucket not in self.buckets or self.buckets[bucket].take()
+        self.metrics.count(api, throttled=not allowed)
+        if not allowed:
+            raise EcsError("ThrottlingException", "Rate exceeded")
+
+    def handle(self, api: str, request: dict[str, Any]) -> dict[str, Any]:
+        self.admit(api)
         with self._lock:
-            self.metrics.calls[action] = self.metrics.calls.get(action, 0) + 1
-            handler = getattr(self, f"_{action}", None)
-            if handler is None:
-                raise EcsError("InvalidParameterException", f"{action} is not simulated")
+            handler = getattr(self, f"_{api}")
             result: dict[str, Any] = handler(request)
             return result
 
-    def _run_task(self, request: dict[str, Any]) -> dict[str, Any]:
+    def _RunTask(self, request: dict[str, Any]) -> dict[str, Any]:
         self.metrics.run_requests.append(json.loads(json.dumps(request)))
         token = request.get("clientToken")
         if token and token in self.tokens:
@@ -266,17 +364,20 @@ class FargateSimulator:
             definition = backend.describe_task_definition(request["taskDefinition"])
         except Exception as error:  # moto raises its own not-found type
             raise EcsError("ClientException", "Unable to describe task definition.") from error
-        if (
-            not request.get("networkConfiguration", {})
-            .get("awsvpcConfiguration", {})
-            .get("subnets")
-        ):
+        network = request.get("networkConfiguration", {}).get("awsvpcConfiguration", {})
+        if not network.get("subnets"):
             raise EcsError(
                 "InvalidParameterException",
                 "Network Configuration must be provided when networkMode 'awsvpc' is specified.",
             )
         strategy = request.get("capacityProviderStrategy") or [{"capacityProvider": "FARGATE"}]
         provider = strategy[0]["capacityProvider"]
+        if provider == "FARGATE_SPOT" and self.spot_capacity_failures > 0:
+            self.spot_capacity_failures -= 1
+            return {"tasks": [], "failures": [{"reason": CAPACITY_UNAVAILABLE}]}
+        if not self.buckets["launch"].take():
+            self.metrics.throttled["launch"] += 1
+            raise EcsError("ThrottlingException", "Rate exceeded (task launches)")
         container_def: dict[str, Any] = definition.container_definitions[0]
         log_options = container_def.get("logConfiguration", {}).get("options", {})
         environment = {e["name"]: e["value"] for e in container_def.get("environment", [])}
@@ -287,8 +388,7 @@ class FargateSimulator:
                 command = list(override.get("command") or command)
         task_id = uuid.uuid4().hex
         arn = f"arn:aws:ecs:{self.region}:{self.account}:task/{cluster_name}/{task_id}"
-        family = definition.family
-        behaviour = self.behaviour(family)
+        behaviour = self.behaviour(definition.family)
         emit = self._emitter(log_options, container_def["name"], task_id)
         now = time.time()
         task = SimTask(
@@ -301,11 +401,11 @@ class FargateSimulator:
             overrides=request.get("overrides", {}),
             tags=request.get("tags", []),
             started_by=request.get("startedBy", ""),
-            group=request.get("group", f"family:{family}"),
-            network=request["networkConfiguration"],
+            group=request.get("group", f"family:{definition.family}"),
             created_at=now,
             pending_at=now + self.start_latency / 2,
             running_at=now + self.start_latency,
+            behaviour=behaviour,
             start=lambda: behaviour.start(command=command, environment=environment, emit=emit),
         )
         self.tasks[arn] = task
@@ -313,7 +413,9 @@ class FargateSimulator:
             self.tokens[token] = arn
         return {"tasks": [task.describe()], "failures": []}
 
-    def _describe_tasks(self, request: dict[str, Any]) -> dict[str, Any]:
+    def _DescribeTasks(self, request: dict[str, Any]) -> dict[str, Any]:
+        if len(request.get("tasks", [])) > 100:
+            raise EcsError("InvalidParameterException", "Tasks cannot be longer than 100.")
         self.advance()
         found, failures = [], []
         for ref in request.get("tasks", []):
@@ -324,12 +426,11 @@ class FargateSimulator:
                 found.append(task.describe())
         return {"tasks": found, "failures": failures}
 
-    def _stop_task(self, request: dict[str, Any]) -> dict[str, Any]:
+    def _StopTask(self, request: dict[str, Any]) -> dict[str, Any]:
         task = self._find(request["task"])
         if task is None:
             raise EcsError("InvalidParameterException", "The referenced task was not found.")
         if task.last_status != "STOPPED":
-            task.desired_status = "STOPPED"
             if task.container is not None:
                 task.container.stop()
             self._stop(
@@ -340,49 +441,76 @@ class FargateSimulator:
             )
         return {"task": task.describe()}
 
-    def _list_tasks(self, request: dict[str, Any]) -> dict[str, Any]:
+    def _ListTasks(self, request: dict[str, Any]) -> dict[str, Any]:
         self.advance()
         status = request.get("desiredStatus", "RUNNING")
+        family = request.get("family")
         arns = [
             t.arn
             for t in self.tasks.values()
             if t.desired_status == status
             and (not request.get("startedBy") or t.started_by == request["startedBy"])
-            and (
-                not request.get("family")
-                or f"task-definition/{request['family']}:" in t.task_definition_arn
-            )
+            and (not family or f"task-definition/{family}:" in t.task_definition_arn)
         ]
-        return {"taskArns": arns}
+        return {"taskArns": arns[:100]}
 
     # -- the lifecycle --------------------------------------------------------------------
 
     def advance(self) -> None:
-        """Move every task along the wall clock; called on every read and by the ticker."""
+        """Move every task along the wall clock; called on every read and by a ticker."""
         with self._lock:
             now = time.time()
             running = 0
             for task in self.tasks.values():
                 if task.last_status == "STOPPED":
                     continue
-                if task.last_status == "PROVISIONING" and now >= task.pending_at:
-                    task.last_status = "PENDING"
-                if task.last_status == "PENDING" and now >= task.running_at:
-                    task.last_status = "RUNNING"
-                    task.started_at = now
-                    task.container = task.start()
-                if task.last_status == "RUNNING" and task.container is not None:
-                    code = task.container.poll()
-                    if code is not None:
-                        self._stop(
-                            task,
-                            exit_code=code,
-                            stop_code="EssentialContainerExited",
-                            reason="Essential container in task exited",
-                        )
-                        continue
-                    running += 1
+                self._advance(task, now)
+                running += task.last_status == "RUNNING"
             self.metrics.max_running = max(self.metrics.max_running, running)
+
+    def _advance(self, task: SimTask, now: float) -> None:
+        behaviour = task.behaviour
+        if task.last_status == "PROVISIONING" and now >= task.pending_at:
+            task.last_status = "PENDING"
+        if task.last_status == "PENDING" and now >= task.running_at:
+            if behaviour.fail_to_start:
+                self._stop(
+                    task,
+                    exit_code=None,
+                    stop_code="TaskFailedToStart",
+                    reason=behaviour.fail_to_start,
+                )
+                return
+            task.last_status = "RUNNING"
+            task.started_at = now
+            task.container = task.start()
+        if task.last_status != "RUNNING" or task.container is None:
+            return
+        interrupt = behaviour.spot_interruption_after
+        if (
+            interrupt is not None
+            and task.capacity_provider == "FARGATE_SPOT"
+            and task.started_at is not None
+            and now - task.started_at >= interrupt
+        ):
+            task.container.stop()
+            # The app exits 0 on SIGTERM, yet its work is not done.
+            self._stop(
+                task,
+                exit_code=0,
+                stop_code="SpotInterruption",
+                reason="Your Spot Task was interrupted.",
+            )
+            return
+        code = task.container.poll()
+        if code is not None:
+            task.container_reason = behaviour.reason if code != 0 else ""
+            self._stop(
+                task,
+                exit_code=code,
+                stop_code="EssentialContainerExited",
+                reason="Essential container in task exited",
+            )
 
     def running(self) -> int:
         return sum(1 for t in self.tasks.values() if t.last_status == "RUNNING")

@@ -18,8 +18,8 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from simulator.fargate import EcsError, FargateSimulator
 
 ECS_TARGET = "AmazonEC2ContainerServiceV20141113."
-SIMULATED = {"RunTask": "run_task", "DescribeTasks": "describe_tasks",
-             "StopTask": "stop_task", "ListTasks": "list_tasks"}  # fmt: skip
+LOGS_TARGET = "Logs_20140328."
+SIMULATED = {"RunTask", "DescribeTasks", "StopTask", "ListTasks"}
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -35,25 +35,27 @@ class FargateMiddleware:
     def __init__(self, app: WsgiApp, simulator: FargateSimulator) -> None:
         self.app = app
         self.simulator = simulator
-        self.calls: dict[str, int] = {}
-        self._lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         target = environ.get("HTTP_X_AMZ_TARGET", "")
-        with self._lock:
-            self.calls[target or environ.get("PATH_INFO", "")] = (
-                self.calls.get(target or environ.get("PATH_INFO", ""), 0) + 1
-            )
-        action = target.removeprefix(ECS_TARGET) if target.startswith(ECS_TARGET) else ""
-        if action not in SIMULATED:
-            return self.app(environ, start_response)
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        request = json.loads(environ["wsgi.input"].read(length) or b"{}")
+        api = target.split(".", 1)[-1] if target.startswith((ECS_TARGET, LOGS_TARGET)) else ""
         try:
-            body, status = self.simulator.handle(SIMULATED[action], request), "200 OK"
+            if api in SIMULATED and target.startswith(ECS_TARGET):
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+                request = json.loads(environ["wsgi.input"].read(length) or b"{}")
+                return self._reply(start_response, "200 OK", self.simulator.handle(api, request))
+            if api:
+                self.simulator.admit(api)  # count it, throttle it, then let moto answer
         except EcsError as error:
-            body = {"__type": error.code, "message": str(error)}
-            status = f"{error.status} Bad Request"
+            return self._reply(
+                start_response,
+                f"{error.status} Bad Request",
+                {"__type": error.code, "message": str(error)},
+            )
+        return self.app(environ, start_response)
+
+    @staticmethod
+    def _reply(start_response: Callable[..., Any], status: str, body: Any) -> list[bytes]:
         payload = json.dumps(body).encode()
         start_response(
             status,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from airflow.sdk import DAG, TriggerRule, task
 from airflow.sdk.exceptions import AirflowException
 
 from ml_platform.fargate import FargateChunkOperator
+from ml_platform.fleet import FleetConfig
 from ml_platform.manifest import Job, Manifest, S3Partitions, load_manifest
 
 log = logging.getLogger(__name__)
@@ -132,8 +134,12 @@ def build_dag(
     job: Job,
     *,
     aws_conn_id: str | None = "aws_default",
-    poll_interval: float = 15.0,
+    poll_interval: float | None = None,
 ) -> DAG:
+    """:param poll_interval: overrides the manifest's (local runs poll faster)."""
+    fleet = FleetConfig(**manifest.fleet.model_dump())
+    if poll_interval is not None:
+        fleet = replace(fleet, poll_interval=poll_interval)
     pool = next(p for p in manifest.pools if p.name == job.pool)
     with DAG(
         dag_id=job.name,
@@ -158,7 +164,7 @@ def build_dag(
             job=job,
             manifest=manifest,
             aws_conn_id=aws_conn_id,
-            poll_interval=poll_interval,
+            fleet=fleet,
             pool=job.pool,
             pool_slots=job.pool_slots,
             retries=job.retry.retries,
@@ -182,5 +188,6 @@ def build_dags(manifest: Manifest, **kwargs: Any) -> dict[str, DAG]:
 
 def dags_from_manifest(path: str | Path | None = None, **kwargs: Any) -> dict[str, DAG]:
     """Every job's DAG; a malformed manifest raises, so the DAG file shows an import error."""
-    kwargs.setdefault("poll_interval", float(os.environ.get("ML_PLATFORM_POLL_SECONDS", "15")))
+    if "ML_PLATFORM_POLL_SECONDS" in os.environ:
+        kwargs.setdefault("poll_interval", float(os.environ["ML_PLATFORM_POLL_SECONDS"]))
     return build_dags(load_manifest(path or manifest_path()), **kwargs)

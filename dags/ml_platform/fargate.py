@@ -1,41 +1,34 @@
-"""Run one chunk of a job as one Fargate task: launch, defer while it runs, report.
+"""Run one chunk of a job as one Fargate task.
 
-The operator decides (launch parameters, success or failure, the message); the trigger
-only waits for the task to stop; the ECS and Logs APIs are reached through the Amazon
-provider's hooks, so the AWS connection (and its endpoint_url) applies everywhere.
+The operator decides (the RunTask request, success or failure, the message) and defers at
+once; the trigger launches and waits through the triggerer's ``Fleet`` (ml_platform.fleet),
+which paces every ECS and CloudWatch Logs call of that triggerer process.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
-import random
 from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from typing import Any
 
-from airflow.providers.amazon.aws.hooks.ecs import EcsHook
-from airflow.providers.amazon.aws.hooks.logs import AwsLogsHook
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 from airflow.triggers.base import BaseTrigger, TriggerEvent
-from botocore.exceptions import ClientError
 
+from ml_platform.fleet import Fleet, FleetConfig, LaunchFailed
 from ml_platform.manifest import Capacity, Job, Manifest
 
 # Stop codes that mean the task did not finish its work, whatever its exit code says.
 _INTERRUPTED = {"SpotInterruption", "TaskFailedToStart", "ServiceSchedulerInitiated",
                 "TerminationNotice"}  # fmt: skip
-_THROTTLED = {"ThrottlingException", "Throttling", "TooManyRequestsException",
-              "RequestLimitExceeded"}  # fmt: skip
 LOG_LINES_IN_FAILURE = 20
-MAX_LOG_LINES = 10_000
 
 
-def capacity_strategy(capacity: Capacity, *, fallback: bool = False) -> list[dict[str, Any]]:
-    """The RunTask capacity provider strategy for a job's capacity setting."""
-    if capacity is Capacity.ON_DEMAND or fallback:
+def capacity_strategy(capacity: Capacity) -> list[dict[str, Any]]:
+    """The RunTask capacity provider strategy for a job's capacity setting (spot first)."""
+    if capacity is Capacity.ON_DEMAND:
         return [{"capacityProvider": "FARGATE", "weight": 1}]
     return [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]
 
@@ -45,69 +38,109 @@ def client_token(*parts: object) -> str:
     return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:64]
 
 
-def _error_code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
+class FargateJobTrigger(BaseTrigger):
+    """Launches one chunk's Fargate task through the triggerer's fleet and waits for it.
 
-
-class FargateTaskTrigger(BaseTrigger):
-    """Waits for one ECS task to stop; survives throttling with backoff and jitter."""
+    Runs in the triggerer, so RunTask is paced by one bucket per triggerer instead of by
+    every worker on its own. Serializes as class path + kwargs; after a triggerer restart
+    it runs again and the RunTask ``clientToken`` returns the task it already started.
+    """
 
     def __init__(
         self,
         *,
-        task_arn: str,
-        cluster: str,
+        request: dict[str, Any],
         region: str,
-        aws_conn_id: str | None = "aws_default",
-        poll_interval: float = 15.0,
+        aws_conn_id: str | None,
+        fleet: dict[str, Any],
+        try_number: int,
+        log_group: str,
+        log_stream_prefix: str,
+        spot_fallback: bool,
     ) -> None:
         super().__init__()
-        self.task_arn = task_arn
-        self.cluster = cluster
+        self.request = request
         self.region = region
         self.aws_conn_id = aws_conn_id
-        self.poll_interval = poll_interval
+        self.fleet = fleet
+        self.try_number = try_number
+        self.log_group = log_group
+        self.log_stream_prefix = log_stream_prefix
+        self.spot_fallback = spot_fallback
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
-            "ml_platform.fargate.FargateTaskTrigger",
+            "ml_platform.fargate.FargateJobTrigger",
             {
-                "task_arn": self.task_arn,
-                "cluster": self.cluster,
+                "request": self.request,
                 "region": self.region,
                 "aws_conn_id": self.aws_conn_id,
-                "poll_interval": self.poll_interval,
+                "fleet": self.fleet,
+                "try_number": self.try_number,
+                "log_group": self.log_group,
+                "log_stream_prefix": self.log_stream_prefix,
+                "spot_fallback": self.spot_fallback,
             },
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        hook = EcsHook(aws_conn_id=self.aws_conn_id, region_name=self.region)
-        backoff = self.poll_interval
-        async with await hook.get_async_conn() as client:
-            while True:
-                try:
-                    response = await client.describe_tasks(
-                        cluster=self.cluster, tasks=[self.task_arn]
-                    )
-                except ClientError as error:
-                    if _error_code(error) not in _THROTTLED:
-                        raise
-                    backoff = min(backoff * 2, 300.0)
-                    self.log.warning("DescribeTasks throttled; next look in %.0f s", backoff)
-                    await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
-                    continue
-                backoff = self.poll_interval
-                if response.get("failures") and not response.get("tasks"):
-                    reason = response["failures"][0].get("reason", "unknown")
-                    yield TriggerEvent(
-                        {"status": "missing", "task_arn": self.task_arn, "reason": reason}
-                    )
-                    return
-                task = response["tasks"][0]
-                if task.get("lastStatus") == "STOPPED":
-                    yield TriggerEvent(stopped_event(task))
-                    return
-                await asyncio.sleep(self.poll_interval)
+        config = FleetConfig(**self.fleet)
+        fleet = Fleet.get(config)
+        cluster = self.request["cluster"]
+        task = None
+        if self.try_number > 1:
+            # An earlier try may have launched a task that still runs or already succeeded.
+            task = await fleet.find_earlier(
+                self.request["startedBy"],
+                cluster=cluster,
+                aws_conn_id=self.aws_conn_id,
+                region=self.region,
+            )
+            if task is not None:
+                self.log.info(
+                    "Adopting %s from an earlier try (%s)", task["taskArn"], task.get("lastStatus")
+                )
+        if task is None:
+            try:
+                task = await fleet.launch(
+                    self.request,
+                    spot_fallback=self.spot_fallback,
+                    aws_conn_id=self.aws_conn_id,
+                    region=self.region,
+                )
+            except LaunchFailed as error:
+                yield TriggerEvent({"status": "launch_failed", "reason": str(error)})
+                return
+            self.log.info(
+                "Launched %s on %s", task["taskArn"], task.get("capacityProviderName", "FARGATE")
+            )
+        if task.get("lastStatus") != "STOPPED":
+            task = await fleet.wait_stopped(
+                task["taskArn"], cluster=cluster, aws_conn_id=self.aws_conn_id, region=self.region
+            )
+        if task.get("lastStatus") == "MISSING":
+            yield TriggerEvent(
+                {
+                    "status": "missing",
+                    "task_arn": task["taskArn"],
+                    "reason": task.get("stoppedReason", "MISSING"),
+                }
+            )
+            return
+        event = stopped_event(task)
+        container = self.request["overrides"]["containerOverrides"][0]["name"]
+        stream = f"{self.log_stream_prefix}/{container}/{task['taskArn'].rsplit('/', 1)[-1]}"
+        # A failure's last lines are worth waiting for; a success's are best effort.
+        wait = config.log_wait_seconds if succeeded(event) else None
+        event["log_lines"] = await fleet.tail(
+            self.log_group, stream, wait=wait, aws_conn_id=self.aws_conn_id, region=self.region
+        )
+        event["log_stream"] = stream
+        yield TriggerEvent(event)
+
+
+def succeeded(event: dict[str, Any]) -> bool:
+    return event.get("exit_code") == 0 and (event.get("stop_code") or "") not in _INTERRUPTED
 
 
 def stopped_event(task: dict[str, Any]) -> dict[str, Any]:
@@ -138,7 +171,7 @@ class FargateChunkOperator(BaseOperator):
     :param job: the job's manifest entry.
     :param manifest: the environment's manifest (cluster, network, region).
     :param chunk: the partitions this task processes; mapped over by the DAG.
-    :param poll_interval: seconds between status checks while deferred.
+    :param fleet: the triggerer's budgets (launch, read, log rates; poll interval).
     """
 
     template_fields: Sequence[str] = ()
@@ -151,7 +184,7 @@ class FargateChunkOperator(BaseOperator):
         manifest: Manifest,
         chunk: list[str],
         aws_conn_id: str | None = "aws_default",
-        poll_interval: float = 15.0,
+        fleet: FleetConfig | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -159,42 +192,42 @@ class FargateChunkOperator(BaseOperator):
         self.manifest = manifest
         self.chunk = chunk
         self.aws_conn_id = aws_conn_id
-        self.poll_interval = poll_interval
+        self.fleet_config = fleet or FleetConfig()
 
-    # -- launch ---------------------------------------------------------------------------
+    # -- launch: no AWS call on the worker; the triggerer's fleet launches --------------
 
     def execute(self, context: Any) -> dict[str, Any]:
         ti = context["ti"]
-        run_id = context["run_id"]
-        map_index = ti.map_index
-        started = self._run_task(context, ti, run_id, map_index)
         self.log.info(
-            "Chunk %s (%d partitions: %s) runs as %s on %s",
-            map_index,
+            "Chunk %s: %d partitions (%s); launching through the triggerer",
+            ti.map_index,
             len(self.chunk),
             ", ".join(self.chunk[:5]) + (" ..." if len(self.chunk) > 5 else ""),
-            started["taskArn"],
-            started.get("capacityProviderName", "FARGATE"),
         )
         self.defer(
-            trigger=FargateTaskTrigger(
-                task_arn=started["taskArn"],
-                cluster=self.manifest.cluster,
+            trigger=FargateJobTrigger(
+                request=self.run_task_request(context),
                 region=self.manifest.region,
                 aws_conn_id=self.aws_conn_id,
-                poll_interval=self.poll_interval,
+                fleet=self.fleet_config.to_dict(),
+                try_number=ti.try_number,
+                log_group=self.job.logs.group,
+                log_stream_prefix=self.job.logs.stream_prefix,
+                spot_fallback=self.job.capacity is Capacity.SPOT_WITH_FALLBACK,
             ),
             method_name="execute_complete",
             timeout=self.execution_timeout,
         )
         raise AssertionError("unreachable: defer() raises")  # pragma: no cover
 
-    def _run_task(self, context: Any, ti: Any, run_id: str, map_index: int) -> dict[str, Any]:
-        client = EcsHook(aws_conn_id=self.aws_conn_id, region_name=self.manifest.region).conn
-        run_after = context["dag_run"].run_after
+    def run_task_request(self, context: Any) -> dict[str, Any]:
+        """The RunTask request of this chunk and try."""
+        ti = context["ti"]
+        run_id = context["run_id"]
+        map_index = ti.map_index
         environment = [
             {"name": "ML_PARTITIONS", "value": json.dumps(self.chunk)},
-            {"name": "ML_LOGICAL_DATE", "value": run_after.isoformat()},
+            {"name": "ML_LOGICAL_DATE", "value": context["dag_run"].run_after.isoformat()},
             {"name": "ML_RUN_ID", "value": run_id},
             {"name": "ML_CHUNK_INDEX", "value": str(map_index)},
         ]
@@ -205,10 +238,11 @@ class FargateChunkOperator(BaseOperator):
             "chunk": str(map_index),
             "try": str(ti.try_number),
         }
-        request = {
+        return {
             "cluster": self.manifest.cluster,
             "taskDefinition": self.job.task_definition_family,
             "count": 1,
+            "capacityProviderStrategy": capacity_strategy(self.job.capacity),
             "networkConfiguration": {
                 "awsvpcConfiguration": {
                     "subnets": self.manifest.network.subnets,
@@ -224,52 +258,34 @@ class FargateChunkOperator(BaseOperator):
             "tags": [{"key": k, "value": v} for k, v in tags.items()],
             "propagateTags": "TASK_DEFINITION",
             "enableECSManagedTags": True,
-            "startedBy": f"airflow/{ti.dag_id}"[:128],
+            # The same for every try of this chunk: a retry finds what earlier tries started.
+            "startedBy": "af-" + client_token(ti.dag_id, ti.task_id, run_id, map_index)[:40],
+            # Different per try: a repeated launch of one try never starts a second task.
             "clientToken": client_token(ti.dag_id, ti.task_id, run_id, map_index, ti.try_number),
         }
-        fallback = False
-        while True:
-            response = client.run_task(
-                **request,
-                capacityProviderStrategy=capacity_strategy(self.job.capacity, fallback=fallback),
-            )
-            if response.get("tasks"):
-                task: dict[str, Any] = response["tasks"][0]
-                return task
-            reason = "; ".join(f.get("reason", "?") for f in response.get("failures", []))
-            if (
-                self.job.capacity is Capacity.SPOT_WITH_FALLBACK
-                and not fallback
-                and "capacity" in reason.lower()
-            ):
-                self.log.warning("No spot capacity (%s); launching on demand", reason)
-                fallback = True
-                request["clientToken"] = client_token(request["clientToken"], "on-demand")
-                continue
-            raise AirflowException(f"RunTask for job {self.job.name!r} failed: {reason}")
 
     # -- completion -----------------------------------------------------------------------
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
+        if event.get("status") == "launch_failed":
+            raise AirflowException(f"job {self.job.name!r}: {event.get('reason')}")
         if event.get("status") != "stopped":
             raise AirflowException(
                 f"Fargate task {event.get('task_arn')} of job {self.job.name!r} could not be "
                 f"followed: {event.get('reason', event)}"
             )
-        lines = self._forward_logs(event["task_arn"])
-        exit_code = event.get("exit_code")
-        stop_code = event.get("stop_code") or ""
+        lines = self._copy_logs(event)
         result = {
             "chunk": context["ti"].map_index,
             "partitions": len(self.chunk),
             "task_arn": event["task_arn"],
-            "exit_code": exit_code,
-            "stop_code": stop_code,
+            "exit_code": event.get("exit_code"),
+            "stop_code": event.get("stop_code") or "",
             "capacity_provider": event.get("capacity_provider"),
             "started_at": event.get("started_at"),
             "stopped_at": event.get("stopped_at"),
         }
-        if exit_code == 0 and stop_code not in _INTERRUPTED:
+        if succeeded(event):
             self.log.info("Chunk %s succeeded", result["chunk"])
             return result
         raise AirflowException(self._failure_message(event, lines))
@@ -285,26 +301,17 @@ class FargateChunkOperator(BaseOperator):
         tail = "\n".join(lines[-LOG_LINES_IN_FAILURE:])
         return f"{head}\nlast log lines:\n{tail}" if tail else head
 
-    def _forward_logs(self, task_arn: str) -> list[str]:
-        """Copy the container's log stream into this task's log (once, at the end)."""
-        task_id = task_arn.rsplit("/", 1)[-1]
-        stream = f"{self.job.logs.stream_prefix}/{self.job.container_name}/{task_id}"
-        hook = AwsLogsHook(aws_conn_id=self.aws_conn_id, region_name=self.manifest.region)
-        lines: list[str] = []
-        try:
-            for event in hook.get_log_events(
-                log_group=self.job.logs.group, log_stream_name=stream, start_from_head=True
-            ):
-                lines.append(event["message"].rstrip("\n"))
-                if len(lines) >= MAX_LOG_LINES:
-                    break
-        except ClientError as error:
-            self.log.warning("Could not read %s/%s: %s", self.job.logs.group, stream, error)
-            return lines
-        self.log.info("Container log %s (%d lines):", stream, len(lines))
+    def _copy_logs(self, event: dict[str, Any]) -> list[str]:
+        """Write the container's last lines (read once by the triggerer) into this log."""
+        where = f"CloudWatch {self.job.logs.group} {event.get('log_stream')}"
+        lines = event.get("log_lines")
+        if lines is None:
+            self.log.info("Container log not copied (log read budget busy); see %s", where)
+            return []
+        self.log.info("Container log, last %d lines (%s):", len(lines), where)
         for line in lines:
             self.log.info("[model] %s", line)
-        return lines
+        return list(lines)
 
 
 def execution_timeout(job: Job) -> timedelta:

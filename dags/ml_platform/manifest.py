@@ -83,6 +83,26 @@ class Retry(_Model):
     max_delay_seconds: Annotated[int, Field(ge=0)]
 
 
+class FleetBudget(_Model):
+    """What one triggerer process may spend on ECS and CloudWatch Logs calls."""
+
+    launch_rate: Annotated[float, Field(gt=0)]
+    """RunTask calls per second (token bucket refill)."""
+    launch_burst: Annotated[float, Field(ge=1)]
+    read_rate: Annotated[float, Field(gt=0)]
+    """DescribeTasks/ListTasks calls per second at most."""
+    read_burst: Annotated[float, Field(ge=1)]
+    log_rate: Annotated[float, Field(gt=0)]
+    """GetLogEvents calls per second at most."""
+    log_burst: Annotated[float, Field(ge=1)]
+    poll_interval: Annotated[float, Field(ge=1)]
+    """Seconds between two status checks of one task."""
+    log_lines: Annotated[int, Field(ge=1, le=10_000)]
+    """Last lines of a container's log copied into the Airflow task log."""
+    log_wait_seconds: Annotated[float, Field(ge=0)]
+    """How long a succeeded task waits for log budget before finishing without the copy."""
+
+
 class Job(_Model):
     name: Annotated[str, Field(pattern=NAME_PATTERN, max_length=NAME_MAX_LENGTH)]
     """The job and DAG id."""
@@ -137,6 +157,8 @@ class Manifest(_Model):
     """awsvpc network configuration of every task."""
     max_map_length: Annotated[int, Field(ge=1)]
     """Airflow's core.max_map_length: the largest fan-out."""
+    fleet: FleetBudget
+    """API budget of each triggerer process."""
     pools: list[Pool]
     """Airflow pools of the environment."""
     jobs: list[Job]

@@ -1,0 +1,374 @@
+"""One fleet per triggerer process: paced launches, batched status checks, bounded log reads.
+
+Every job trigger in a triggerer process shares its ``Fleet``:
+
+- **Launch admission.** RunTask goes through one token bucket (the Fargate launch limit
+  divided among the triggerers). Throttling and "capacity unavailable" are retried with
+  backoff and jitter, never counted as job failures; spot falls back to on-demand when the
+  job allows. ``clientToken`` makes a repeated launch return the task it already started.
+- **Fleet watcher.** One loop calls DescribeTasks with up to 100 task ARNs per call,
+  spread evenly over the poll interval and capped by a read bucket, backing off on
+  throttling, and hands each stopped task to the trigger waiting for it.
+- **Logs.** Each stopped task's last lines are read once, with a single GetLogEvents
+  call, through a log bucket. Failed tasks wait for a token; succeeded ones wait at most
+  ``log_wait_seconds`` and otherwise point to their CloudWatch stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+log = logging.getLogger(__name__)
+
+THROTTLED = {"ThrottlingException", "Throttling", "TooManyRequestsException",
+             "RequestLimitExceeded", "ServerException"}  # fmt: skip
+CAPACITY = "capacity is unavailable"
+MAX_BATCH = 100  # DescribeTasks takes at most 100 ARNs
+# Our own pacing handles throttling; botocore's hidden retries would multiply calls.
+NO_SDK_RETRIES = Config(retries={"mode": "standard", "max_attempts": 1})
+
+
+@dataclass(frozen=True)
+class FleetConfig:
+    """Per-triggerer budgets (the account's limits divided among the triggerers)."""
+
+    launch_rate: float = 20.0
+    launch_burst: float = 100.0
+    read_rate: float = 5.0
+    read_burst: float = 10.0
+    log_rate: float = 8.0
+    log_burst: float = 8.0
+    poll_interval: float = 15.0
+    log_lines: int = 200
+    log_wait_seconds: float = 2.0
+    #: Give up launching (throttling, no capacity) after this long.
+    launch_deadline_seconds: float = 1800.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class LaunchFailed(Exception):
+    """RunTask refused for a reason that retrying will not fix."""
+
+
+def error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def batches(items: list[str], size: int = MAX_BATCH) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class AsyncBucket:
+    """A token bucket for coroutines; ``penalize`` empties it after a throttling answer."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = burst
+        self.updated = time.monotonic()
+        self.blocked_until = 0.0
+
+    def _refill(self, now: float) -> None:
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+
+    async def take(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            now = time.monotonic()
+            self._refill(now)
+            if self.tokens >= 1 and now >= self.blocked_until:
+                self.tokens -= 1
+                return True
+            wait = max((1 - self.tokens) / self.rate, self.blocked_until - now, 0.001)
+            if deadline is not None and now + wait > deadline:
+                return False
+            await asyncio.sleep(wait)
+
+    def penalize(self, seconds: float) -> None:
+        self.tokens = 0
+        self.blocked_until = max(self.blocked_until, time.monotonic() + seconds)
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff with full jitter."""
+
+    base: float = 1.0
+    cap: float = 60.0
+    attempt: int = 0
+
+    def next(self) -> float:
+        self.attempt += 1
+        return random.uniform(0, min(self.cap, self.base * 2**self.attempt))
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+@dataclass
+class _Watch:
+    futures: dict[str, list[asyncio.Future[dict[str, Any]]]] = field(default_factory=dict)
+    misses: dict[str, int] = field(default_factory=dict)
+
+
+class Fleet:
+    """Shared by every trigger of one event loop (one triggerer process)."""
+
+    _by_loop: ClassVar[dict[int, Fleet]] = {}
+
+    @classmethod
+    def get(cls, config: FleetConfig) -> Fleet:
+        loop = asyncio.get_running_loop()
+        fleet = cls._by_loop.get(id(loop))
+        if fleet is None or fleet.loop is not loop:
+            fleet = cls._by_loop[id(loop)] = Fleet(config, loop)
+        return fleet
+
+    def __init__(self, config: FleetConfig, loop: asyncio.AbstractEventLoop) -> None:
+        self.config = config
+        self.loop = loop
+        self.launches = AsyncBucket(config.launch_rate, config.launch_burst)
+        self.reads = AsyncBucket(config.read_rate, config.read_burst)
+        self.log_reads = AsyncBucket(config.log_rate, config.log_burst)
+        self._clients: dict[tuple[str, str | None, str], Any] = {}
+        self._client_contexts: list[Any] = []
+        self._watches: dict[tuple[str | None, str, str], _Watch] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+
+    # -- clients --------------------------------------------------------------------------
+
+    async def client(self, service: str, aws_conn_id: str | None, region: str) -> Any:
+        key = (service, aws_conn_id, region)
+        if key not in self._clients:
+            from airflow.providers.amazon.aws.hooks.base_aws import AwsGenericHook
+
+            hook: Any = AwsGenericHook(
+                aws_conn_id=aws_conn_id,
+                region_name=region,
+                client_type=service,
+                config=NO_SDK_RETRIES,
+            )
+            context = await hook.get_async_conn()
+            self._clients[key] = await context.__aenter__()
+            self._client_contexts.append(context)
+        return self._clients[key]
+
+    # -- launch admission -----------------------------------------------------------------
+
+    async def launch(
+        self, request: dict[str, Any], *, aws_conn_id: str | None, region: str, spot_fallback: bool
+    ) -> dict[str, Any]:
+        """RunTask, paced and retried; returns the started task."""
+        ecs = await self.client("ecs", aws_conn_id, region)
+        request = dict(request)
+        backoff = Backoff(base=1.0, cap=60.0)
+        deadline = time.monotonic() + self.config.launch_deadline_seconds
+        while True:
+            await self.launches.take()
+            try:
+                response = await ecs.run_task(**request)
+            except ClientError as error:
+                if error_code(error) not in THROTTLED:
+                    raise LaunchFailed(f"RunTask refused: {error}") from error
+                delay = backoff.next()
+                self.launches.penalize(delay)
+                reason = "RunTask throttled"
+            else:
+                if response.get("tasks"):
+                    task: dict[str, Any] = response["tasks"][0]
+                    return task
+                reason = "; ".join(f.get("reason", "?") for f in response.get("failures", []))
+                if CAPACITY not in reason.lower():
+                    raise LaunchFailed(f"RunTask failed: {reason}")
+                strategy = request.get("capacityProviderStrategy", [])
+                if (
+                    spot_fallback
+                    and strategy[:1]
+                    and strategy[0].get("capacityProvider") == "FARGATE_SPOT"
+                ):
+                    log.warning("No spot capacity (%s); launching on demand", reason)
+                    request["capacityProviderStrategy"] = [
+                        {"capacityProvider": "FARGATE", "weight": 1}
+                    ]
+                    request["clientToken"] = request["clientToken"][:56] + "ondemand"
+                    continue
+                delay = backoff.next()
+            if time.monotonic() + delay > deadline:
+                raise LaunchFailed(
+                    f"gave up launching after {self.config.launch_deadline_seconds:.0f} s: {reason}"
+                )
+            log.info("%s; retrying in %.1f s", reason, delay)
+            await asyncio.sleep(delay)
+
+    async def find_earlier(
+        self, started_by: str, *, cluster: str, aws_conn_id: str | None, region: str
+    ) -> dict[str, Any] | None:
+        """A task an earlier try started that is still running or has succeeded."""
+        ecs = await self.client("ecs", aws_conn_id, region)
+        arns: list[str] = []
+        for status in ("RUNNING", "STOPPED"):
+            await self.reads.take()
+            response = await ecs.list_tasks(
+                cluster=cluster, startedBy=started_by, desiredStatus=status
+            )
+            arns += response.get("taskArns", [])
+        if not arns:
+            return None
+        await self.reads.take()
+        tasks = (await ecs.describe_tasks(cluster=cluster, tasks=arns[:MAX_BATCH]))["tasks"]
+        for task in tasks:
+            if task.get("lastStatus") != "STOPPED":
+                return dict(task)
+        for task in tasks:
+            exit_codes = [c.get("exitCode") for c in task.get("containers", [])]
+            if (
+                exit_codes
+                and all(code == 0 for code in exit_codes)
+                and task.get("stopCode") == "EssentialContainerExited"
+            ):
+                return dict(task)
+        return None
+
+    # -- fleet watcher --------------------------------------------------------------------
+
+    async def wait_stopped(
+        self, task_arn: str, *, cluster: str, aws_conn_id: str | None, region: str
+    ) -> dict[str, Any]:
+        """Wait until the task is STOPPED; return its description."""
+        watch = self._watches.setdefault((aws_conn_id, region, cluster), _Watch())
+        future: asyncio.Future[dict[str, Any]] = self.loop.create_future()
+        watch.futures.setdefault(task_arn, []).append(future)
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = self.loop.create_task(self._sweep_forever())
+        try:
+            return await future
+        finally:
+            waiting = watch.futures.get(task_arn, [])
+            if future in waiting:
+                waiting.remove(future)
+            if not waiting:
+                watch.futures.pop(task_arn, None)
+                watch.misses.pop(task_arn, None)
+
+    def watched(self) -> int:
+        return sum(len(w.futures) for w in self._watches.values())
+
+    async def _sweep_forever(self) -> None:
+        backoff = Backoff(base=1.0, cap=60.0)
+        idle_since = time.monotonic()
+        while True:
+            started = time.monotonic()
+            work = [
+                (key, list(watch.futures)) for key, watch in self._watches.items() if watch.futures
+            ]
+            calls = sum(-(-len(arns) // MAX_BATCH) for _, arns in work)
+            if not calls:
+                if time.monotonic() - idle_since > 60:
+                    return  # restarted by the next waiter
+                await asyncio.sleep(0.5)
+                continue
+            idle_since = time.monotonic()
+            # Spread the calls over the poll interval instead of bursting them.
+            spacing = self.config.poll_interval / calls
+            for (aws_conn_id, region, cluster), arns in work:
+                for batch in batches(arns):
+                    await self._describe(batch, aws_conn_id, region, cluster, backoff)
+                    await asyncio.sleep(spacing)
+            rest = self.config.poll_interval - (time.monotonic() - started)
+            if rest > 0:
+                await asyncio.sleep(rest)
+
+    async def _describe(
+        self, batch: list[str], aws_conn_id: str | None, region: str, cluster: str, backoff: Backoff
+    ) -> None:
+        ecs = await self.client("ecs", aws_conn_id, region)
+        watch = self._watches[(aws_conn_id, region, cluster)]
+        while True:
+            await self.reads.take()
+            try:
+                response = await ecs.describe_tasks(cluster=cluster, tasks=batch)
+                backoff.reset()
+                break
+            except ClientError as error:
+                if error_code(error) not in THROTTLED:
+                    log.warning("DescribeTasks failed: %s", error)
+                    return
+                delay = backoff.next()
+                log.warning("DescribeTasks throttled; pausing %.1f s", delay)
+                self.reads.penalize(delay)
+        for task in response.get("tasks", []):
+            if task.get("lastStatus") == "STOPPED":
+                self._resolve(watch, task["taskArn"], dict(task))
+        for failure in response.get("failures", []):
+            arn = failure.get("arn", "")
+            watch.misses[arn] = watch.misses.get(arn, 0) + 1
+            # Right after RunTask a task can be briefly unknown; three misses is gone.
+            if watch.misses[arn] >= 3:
+                self._resolve(
+                    watch,
+                    arn,
+                    {
+                        "taskArn": arn,
+                        "lastStatus": "MISSING",
+                        "stoppedReason": failure.get("reason", "MISSING"),
+                    },
+                )
+
+    @staticmethod
+    def _resolve(watch: _Watch, arn: str, task: dict[str, Any]) -> None:
+        for future in watch.futures.get(arn, []):
+            if not future.done():
+                future.set_result(task)
+
+    # -- logs -----------------------------------------------------------------------------
+
+    async def tail(
+        self, group: str, stream: str, *, aws_conn_id: str | None, region: str, wait: float | None
+    ) -> list[str] | None:
+        """The stream's last lines with one GetLogEvents; None when no budget within wait."""
+        logs = await self.client("logs", aws_conn_id, region)
+        backoff = Backoff(base=0.5, cap=30.0)
+        deadline = None if wait is None else time.monotonic() + wait
+        while True:
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            if not await self.log_reads.take(timeout=left):
+                return None
+            try:
+                response = await logs.get_log_events(
+                    logGroupName=group,
+                    logStreamName=stream,
+                    startFromHead=False,
+                    limit=self.config.log_lines,
+                )
+                return [e["message"].rstrip("\n") for e in response.get("events", [])]
+            except ClientError as error:
+                code = error_code(error)
+                if code == "ResourceNotFoundException":
+                    return []
+                if code not in THROTTLED:
+                    raise
+                self.log_reads.penalize(backoff.next())
+
+    async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        for context in self._client_contexts:
+            await context.__aexit__(None, None, None)
+        self._clients.clear()
+        self._client_contexts.clear()
