@@ -113,3 +113,50 @@ def model_behaviours(
         else:
             behaviours[job["task_definition_family"]] = Scripted(seconds=min_seconds or 1.0)
     return behaviours
+
+
+def bootstrap_family(
+    endpoint_url: str,
+    region: str,
+    *,
+    cluster: str,
+    family: str,
+    log_group: str,
+    stream_prefix: str = "job",
+) -> dict[str, Any]:
+    """One cluster, one task definition and a network: enough for benchmarks and tests."""
+    ec2 = client("ec2", endpoint_url, region)
+    vpc = ec2.create_vpc(CidrBlock="10.50.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.50.0.0/20", AvailabilityZone=f"{region}a")[
+        "Subnet"
+    ]["SubnetId"]
+    group = ec2.create_security_group(GroupName=f"{family}-sg", Description="tasks", VpcId=vpc)[
+        "GroupId"
+    ]
+    ecs = client("ecs", endpoint_url, region)
+    ecs.create_cluster(clusterName=cluster, capacityProviders=["FARGATE", "FARGATE_SPOT"])
+    client("logs", endpoint_url, region).create_log_group(logGroupName=log_group)
+    ecs.register_task_definition(
+        family=family,
+        networkMode="awsvpc",
+        requiresCompatibilities=["FARGATE"],
+        cpu="256",
+        memory="512",
+        containerDefinitions=[
+            {
+                "name": "model",
+                "image": "model:latest",
+                "essential": True,
+                "memory": 512,
+                "logConfiguration": {
+                    "logDriver": "awslogs",
+                    "options": {
+                        "awslogs-group": log_group,
+                        "awslogs-stream-prefix": stream_prefix,
+                        "awslogs-region": region,
+                    },
+                },
+            }
+        ],
+    )
+    return {"subnets": [subnet], "security_groups": [group]}

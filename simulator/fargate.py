@@ -69,7 +69,7 @@ class ApiLimits:
     """ECS and CloudWatch Logs limits per account and region (see shared FACTS)."""
 
     run_task_rate: float = 20
-    run_task_burst: float = 20
+    run_task_burst: float = 100
     launch_rate: float = 20
     launch_burst: float = 100
     read_rate: float = 20
@@ -279,6 +279,7 @@ class Metrics:
     #: calls per API per whole second since the epoch
     timeline: dict[int, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     run_requests: list[dict[str, Any]] = field(default_factory=list)
+    describe_sizes: list[int] = field(default_factory=list)
     max_running: int = 0
 
     def count(self, api: str, *, throttled: bool = False) -> None:
@@ -414,6 +415,7 @@ class FargateSimulator:
         return {"tasks": [task.describe()], "failures": []}
 
     def _DescribeTasks(self, request: dict[str, Any]) -> dict[str, Any]:
+        self.metrics.describe_sizes.append(len(request.get("tasks", [])))
         if len(request.get("tasks", [])) > 100:
             raise EcsError("InvalidParameterException", "Tasks cannot be longer than 100.")
         self.advance()

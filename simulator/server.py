@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import urllib.request
 from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
@@ -105,6 +106,10 @@ class LocalAws:
         ]
         for thread in self._threads:
             thread.start()
+        # moto's backends live in this process: start every endpoint from a clean slate.
+        urllib.request.urlopen(
+            urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST"), timeout=30
+        ).close()
         return self
 
     def _tick(self) -> None:

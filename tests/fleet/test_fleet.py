@@ -1,0 +1,305 @@
+"""The triggerer's fleet against the simulator: batching, pacing, backoff, idempotent
+launches, restarts, spot fallback and bounded log reads, over real HTTP and aiobotocore."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from ml_platform.fargate import FargateJobTrigger, client_token
+from ml_platform.fleet import Fleet, FleetConfig, LaunchFailed
+from simulator.bootstrap import bootstrap_family
+from simulator.fargate import FargateSimulator, Scripted
+from simulator.server import LocalAws
+
+REGION = "us-east-1"
+CLUSTER = "fleet-test"
+FAMILY = "fleet-job"
+GROUP = "/fleet/jobs/fleet-job"
+CONN = "aws_sim"
+
+
+@dataclass
+class Bench:
+    aws: LocalAws
+    simulator: FargateSimulator
+    network: dict[str, Any]
+    behaviour: Scripted
+
+    def request(self, name: str, *, spot: bool = False, try_number: int = 1) -> dict[str, Any]:
+        return {
+            "cluster": CLUSTER,
+            "taskDefinition": FAMILY,
+            "count": 1,
+            "capacityProviderStrategy": [
+                {"capacityProvider": "FARGATE_SPOT" if spot else "FARGATE", "weight": 1}
+            ],
+            "networkConfiguration": {
+                "awsvpcConfiguration": {
+                    "subnets": self.network["subnets"],
+                    "securityGroups": self.network["security_groups"],
+                }
+            },
+            "overrides": {
+                "containerOverrides": [
+                    {
+                        "name": "model",
+                        "environment": [{"name": "ML_PARTITIONS", "value": json.dumps([name])}],
+                    }
+                ]
+            },
+            "startedBy": "af-" + client_token(name)[:40],
+            "clientToken": client_token(name, try_number),
+        }
+
+
+@pytest.fixture
+def bench(monkeypatch: pytest.MonkeyPatch) -> Iterator[Bench]:
+    behaviour = Scripted(seconds=1.0)
+    simulator = FargateSimulator(behaviour=lambda family: behaviour, start_latency=0.2)
+    with LocalAws(simulator) as aws:
+        monkeypatch.setenv(
+            f"AIRFLOW_CONN_{CONN.upper()}",
+            json.dumps(
+                {
+                    "conn_type": "aws",
+                    "login": "testing",
+                    "password": "testing",
+                    "extra": {"endpoint_url": aws.endpoint_url, "region_name": REGION},
+                }
+            ),
+        )
+        network = bootstrap_family(
+            aws.endpoint_url, REGION, cluster=CLUSTER, family=FAMILY, log_group=GROUP
+        )
+        simulator.metrics.calls.clear()
+        yield Bench(aws, simulator, network, behaviour)
+
+
+def run(coroutine: Any) -> Any:
+    return asyncio.run(coroutine)
+
+
+async def launch_all(fleet: Fleet, bench: Bench, count: int, **kwargs: Any) -> list[dict]:
+    return await asyncio.gather(
+        *(
+            fleet.launch(
+                bench.request(f"p{i}", **kwargs),
+                aws_conn_id=CONN,
+                region=REGION,
+                spot_fallback=False,
+            )
+            for i in range(count)
+        )
+    )
+
+
+def test_status_checks_are_batched_100_arns_a_call(bench: Bench) -> None:
+    bench.behaviour.seconds = 3.0
+
+    async def scenario() -> list[dict[str, Any]]:
+        fleet = Fleet.get(FleetConfig(poll_interval=1.0, read_rate=50, read_burst=50))
+        tasks = await launch_all(fleet, bench, 250)
+        stopped = await asyncio.gather(
+            *(
+                fleet.wait_stopped(t["taskArn"], cluster=CLUSTER, aws_conn_id=CONN, region=REGION)
+                for t in tasks
+            )
+        )
+        await fleet.close()
+        return stopped
+
+    stopped = run(scenario())
+    assert len(stopped) == 250 and all(t["lastStatus"] == "STOPPED" for t in stopped)
+    sizes = bench.simulator.metrics.describe_sizes
+    assert max(sizes) == 100 and all(size <= 100 for size in sizes)
+    # 250 tasks watched for ~4 s at one sweep a second: 3 calls a sweep, not 250.
+    assert len(sizes) <= 3 * 8
+
+
+def test_launches_are_paced_inside_the_launch_limit(bench: Bench) -> None:
+    async def scenario() -> float:
+        fleet = Fleet.get(FleetConfig(launch_rate=20, launch_burst=100))
+        started = time.monotonic()
+        await launch_all(fleet, bench, 160)
+        await fleet.close()
+        return time.monotonic() - started
+
+    elapsed = run(scenario())
+    assert bench.simulator.metrics.throttled["RunTask"] == 0
+    assert bench.simulator.metrics.throttled["launch"] == 0
+    assert len(bench.simulator.tasks) == 160
+    assert elapsed >= (160 - 100) / 20 * 0.9  # the bucket, not luck, kept it under
+
+
+def test_throttled_reads_back_off_and_every_task_is_still_seen(bench: Bench) -> None:
+    bench.simulator.buckets["read"].rate = 2
+    bench.simulator.buckets["read"].burst = bench.simulator.buckets["read"].tokens = 2
+
+    async def scenario() -> list[dict[str, Any]]:
+        # A fleet that over-asks: the simulator throttles it; it must back off, not fail.
+        fleet = Fleet.get(FleetConfig(poll_interval=0.2, read_rate=100, read_burst=100))
+        tasks = await launch_all(fleet, bench, 30)
+        stopped = await asyncio.wait_for(
+            asyncio.gather(
+                *(
+                    fleet.wait_stopped(
+                        t["taskArn"], cluster=CLUSTER, aws_conn_id=CONN, region=REGION
+                    )
+                    for t in tasks
+                )
+            ),
+            timeout=60,
+        )
+        await fleet.close()
+        return stopped
+
+    stopped = run(scenario())
+    assert len(stopped) == 30 and all(t["lastStatus"] == "STOPPED" for t in stopped)
+    assert bench.simulator.metrics.throttled["DescribeTasks"] > 0
+
+
+def test_throttled_launches_are_retried_not_failed(bench: Bench) -> None:
+    bench.simulator.buckets["RunTask"].rate = 5
+    bench.simulator.buckets["RunTask"].burst = bench.simulator.buckets["RunTask"].tokens = 5
+
+    async def scenario() -> list[dict[str, Any]]:
+        fleet = Fleet.get(FleetConfig(launch_rate=100, launch_burst=100))
+        tasks = await launch_all(fleet, bench, 20)
+        await fleet.close()
+        return tasks
+
+    tasks = run(scenario())
+    assert len({t["taskArn"] for t in tasks}) == 20
+    assert bench.simulator.metrics.throttled["RunTask"] > 0
+
+
+def test_a_repeated_launch_starts_no_second_task(bench: Bench) -> None:
+    async def scenario() -> tuple[dict, dict]:
+        fleet = Fleet.get(FleetConfig())
+        first = await fleet.launch(
+            bench.request("same"), aws_conn_id=CONN, region=REGION, spot_fallback=False
+        )
+        again = await fleet.launch(
+            bench.request("same"), aws_conn_id=CONN, region=REGION, spot_fallback=False
+        )
+        await fleet.close()
+        return first, again
+
+    first, again = run(scenario())
+    assert first["taskArn"] == again["taskArn"]
+    assert len(bench.simulator.tasks) == 1
+
+
+def test_spot_without_capacity_falls_back_to_on_demand(bench: Bench) -> None:
+    bench.simulator.spot_capacity_failures = 1
+
+    async def scenario() -> dict[str, Any]:
+        fleet = Fleet.get(FleetConfig())
+        task = await fleet.launch(
+            bench.request("spotty", spot=True), aws_conn_id=CONN, region=REGION, spot_fallback=True
+        )
+        await fleet.close()
+        return task
+
+    assert run(scenario())["capacityProviderName"] == "FARGATE"
+
+
+def test_capacity_unavailable_is_retried_on_spot_when_no_fallback(bench: Bench) -> None:
+    bench.simulator.spot_capacity_failures = 2
+
+    async def scenario() -> dict[str, Any]:
+        fleet = Fleet.get(FleetConfig())
+        task = await fleet.launch(
+            bench.request("patient", spot=True),
+            aws_conn_id=CONN,
+            region=REGION,
+            spot_fallback=False,
+        )
+        await fleet.close()
+        return task
+
+    assert run(scenario())["capacityProviderName"] == "FARGATE_SPOT"
+    assert bench.simulator.spot_capacity_failures == 0
+
+
+def test_a_refused_launch_fails_with_the_reason(bench: Bench) -> None:
+    async def scenario() -> None:
+        fleet = Fleet.get(FleetConfig())
+        request = bench.request("nowhere") | {"taskDefinition": "no-such-family"}
+        try:
+            await fleet.launch(request, aws_conn_id=CONN, region=REGION, spot_fallback=False)
+        finally:
+            await fleet.close()
+
+    with pytest.raises(LaunchFailed, match="Unable to describe task definition"):
+        run(scenario())
+
+
+def trigger(bench: Bench, name: str, try_number: int = 1) -> FargateJobTrigger:
+    return FargateJobTrigger(
+        request=bench.request(name, try_number=try_number),
+        region=REGION,
+        aws_conn_id=CONN,
+        fleet=FleetConfig(poll_interval=0.5).to_dict(),
+        try_number=try_number,
+        log_group=GROUP,
+        log_stream_prefix="job",
+        spot_fallback=False,
+    )
+
+
+async def first_event(job_trigger: FargateJobTrigger) -> dict[str, Any]:
+    async for event in job_trigger.run():
+        await Fleet.get(FleetConfig()).close()
+        return dict(event.payload)
+    raise AssertionError("no event")
+
+
+def test_a_trigger_survives_a_triggerer_restart(bench: Bench) -> None:
+    bench.behaviour.seconds = 2.0
+    classpath, kwargs = trigger(bench, "restart").serialize()
+    assert classpath == "ml_platform.fargate.FargateJobTrigger"
+
+    async def die_midway() -> None:
+        task = asyncio.ensure_future(first_event(FargateJobTrigger(**kwargs)))
+        await asyncio.sleep(1.0)  # launched and waiting
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    run(die_midway())
+    assert len(bench.simulator.tasks) == 1
+    event = run(first_event(FargateJobTrigger(**json.loads(json.dumps(kwargs)))))
+    assert event["status"] == "stopped" and event["exit_code"] == 0
+    assert len(bench.simulator.tasks) == 1  # the restarted trigger found its task
+
+
+def test_a_retry_after_success_adopts_instead_of_launching(bench: Bench) -> None:
+    first = run(first_event(trigger(bench, "done-once")))
+    assert first["exit_code"] == 0
+    retry = run(first_event(trigger(bench, "done-once", try_number=2)))
+    assert retry["status"] == "stopped" and retry["task_arn"] == first["task_arn"]
+    assert len(bench.simulator.tasks) == 1
+
+
+def test_logs_are_read_once_and_bounded(bench: Bench) -> None:
+    event = run(first_event(trigger(bench, "chatty")))
+    assert event["log_lines"] == ['start partitions=["chatty"]', "done exit_code=0"]
+    assert bench.simulator.metrics.calls["GetLogEvents"] == 1
+
+    async def starved() -> list[str] | None:
+        fleet = Fleet.get(FleetConfig(log_rate=0.01, log_burst=1))
+        fleet.log_reads.tokens = 0
+        lines = await fleet.tail(
+            GROUP, event["log_stream"], aws_conn_id=CONN, region=REGION, wait=0.2
+        )
+        await fleet.close()
+        return lines
+
+    assert run(starved()) is None  # a success does not wait past its budget
