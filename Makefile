@@ -14,7 +14,7 @@ PY := $(VENV)/bin/python
 CDK := node_modules/.bin/cdk
 OUT := cdk.out
 
-.PHONY: help install synth test lint typecheck unit snapshots schema clean demo
+.PHONY: help install synth test lint typecheck unit snapshots schema clean demo bench
 
 help:
 	@echo "make synth      install everything, synthesize every environment offline, print a summary"
@@ -22,6 +22,7 @@ help:
 	@echo "make snapshots  re-record the template snapshots (review the diff before committing)"
 	@echo "make schema     regenerate schemas/job-manifest.schema.json"
 	@echo "make demo       run the example jobs end to end on 127.0.0.1 (after make synth)"
+	@echo "make bench      2,000 tasks at the top of the hour: the stock operator vs this platform"
 
 $(CURDIR)/.tools/bin/uv:
 	python3 -m venv .tools
@@ -66,3 +67,7 @@ clean:
 demo: install
 	@test -f $(OUT)/manifests/dev.json || { echo "run 'make synth' first"; exit 2; }
 	$(PY) -m simulator.demo --cdk-out $(OUT)
+
+# BENCH_ARGS="--tasks 10000" for the large burst; see `python -m bench.burst --help`.
+bench: install
+	$(PY) -m bench.burst $(BENCH_ARGS)

@@ -10,6 +10,7 @@ from config import (
     ENVIRONMENTS,
     AirflowConfig,
     ConfigError,
+    EcsBudget,
     EnvironmentConfig,
     NetworkConfig,
     PoolConfig,
@@ -85,6 +86,24 @@ def test_shipped_environments_differ_only_in_values() -> None:
             "'SUN:03:00'",
         ),
         ({"airflow": AirflowConfig(log_level="LOUD")}, "airflow.log_level", "CRITICAL, ERROR"),
+        ({"airflow": AirflowConfig(triggerers=0)}, "airflow.triggerers", "1-10"),
+        (
+            {"ecs_budget": EcsBudget(launches_per_second=40)},
+            "ecs_budget.launches_per_second",
+            "at most 20 (the AWS limit)",
+        ),
+        ({"ecs_budget": EcsBudget(reads_per_second=0)}, "ecs_budget.reads_per_second", "above 0"),
+        (
+            {"ecs_budget": EcsBudget(log_reads_per_second=11)},
+            "ecs_budget.log_reads_per_second",
+            "at most 10",
+        ),
+        ({"ecs_budget": EcsBudget(launch_burst=500)}, "ecs_budget.launch_burst", "1-100"),
+        (
+            {"ecs_budget": EcsBudget(poll_interval_seconds=0.5)},
+            "ecs_budget.poll_interval_seconds",
+            "1-300",
+        ),
     ],
 )
 def test_bad_environment_is_refused(overrides: dict[str, Any], field: str, allowed: str) -> None:
