@@ -55,7 +55,8 @@ def fleet_budget(env: EnvironmentConfig) -> dict[str, Any]:
         "read_rate": budget.reads_per_second / share,
         "read_burst": max(budget.read_burst / share, 1.0),
         "log_rate": budget.log_reads_per_second / share,
-        "log_burst": max(budget.log_reads_per_second / share, 1.0),
+        # A small burst: refill plus burst must stay under GetLogEvents' 10 per second.
+        "log_burst": 2.0,
         "poll_interval": budget.poll_interval_seconds,
         "log_lines": budget.log_lines,
         "log_wait_seconds": 2.0,

@@ -47,7 +47,7 @@ class FleetConfig:
     read_rate: float = 5.0
     read_burst: float = 10.0
     log_rate: float = 8.0
-    log_burst: float = 8.0
+    log_burst: float = 2.0
     poll_interval: float = 15.0
     log_lines: int = 200
     log_wait_seconds: float = 2.0
@@ -145,6 +145,7 @@ class Fleet:
         self.reads = AsyncBucket(config.read_rate, config.read_burst)
         self.log_reads = AsyncBucket(config.log_rate, config.log_burst)
         self._clients: dict[tuple[str, str | None, str], Any] = {}
+        self._client_lock = asyncio.Lock()
         self._client_contexts: list[Any] = []
         self._watches: dict[tuple[str | None, str, str], _Watch] = {}
         self._sweeper: asyncio.Task[None] | None = None
@@ -152,19 +153,21 @@ class Fleet:
     # -- clients --------------------------------------------------------------------------
 
     async def client(self, service: str, aws_conn_id: str | None, region: str) -> Any:
+        """One client per service, connection and region for the whole process."""
         key = (service, aws_conn_id, region)
-        if key not in self._clients:
-            from airflow.providers.amazon.aws.hooks.base_aws import AwsGenericHook
+        async with self._client_lock:  # concurrent first calls must not build one each
+            if key not in self._clients:
+                from airflow.providers.amazon.aws.hooks.base_aws import AwsGenericHook
 
-            hook: Any = AwsGenericHook(
-                aws_conn_id=aws_conn_id,
-                region_name=region,
-                client_type=service,
-                config=NO_SDK_RETRIES,
-            )
-            context = await hook.get_async_conn()
-            self._clients[key] = await context.__aenter__()
-            self._client_contexts.append(context)
+                hook: Any = AwsGenericHook(
+                    aws_conn_id=aws_conn_id,
+                    region_name=region,
+                    client_type=service,
+                    config=NO_SDK_RETRIES,
+                )
+                context = await hook.get_async_conn()
+                self._clients[key] = await context.__aenter__()
+                self._client_contexts.append(context)
         return self._clients[key]
 
     # -- launch admission -----------------------------------------------------------------
