@@ -143,6 +143,7 @@ class PathResult:
     stop_to_finish_p50_s: float | None = None
     stop_to_finish_p95_s: float | None = None
     logs_copied: int | None = None
+    unfinished_at_deadline: int = 0
     wall_s: float = 0.0
     errors: dict[str, int] = field(default_factory=dict)
 
@@ -394,6 +395,7 @@ def run_path(path: str, tasks: int, args: argparse.Namespace) -> PathResult:
         triggerer.terminate()
         ended = time.time()
 
+        result.unfinished_at_deadline = tasks - len(finished)
         measure(result, simulator, started, ended, finished, slot_seconds)
     return result
 
@@ -446,6 +448,7 @@ ROWS = [
     ("tasks failed", "failed"),
     ("  of which by throttling", "failed_by_throttling"),
     ("tasks succeeded", "succeeded"),
+    ("tasks unfinished at the deadline", "unfinished_at_deadline"),
     ("Fargate tasks launched", "launched"),
     ("first launch -> last RUNNING (s)", "first_launch_to_last_running_s"),
     ("ECS reads/s, mean over the run", "ecs_reads_per_s_mean"),
@@ -487,7 +490,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start-latency", type=float, default=5.0)
     parser.add_argument("--run-seconds", type=float, nargs=2, default=(150.0, 330.0))
     parser.add_argument("--poll-interval", type=float, default=15.0)
-    parser.add_argument("--timeout", type=float, default=3600.0)
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=720.0,
+        help="seconds per path; tasks not done by then count as unfinished",
+    )
     args = parser.parse_args(argv)
     quiet()
     results = []
