@@ -514,9 +514,6 @@ class FargateSimulator:
                 reason="Essential container in task exited",
             )
 
-    def running(self) -> int:
-        return sum(1 for t in self.tasks.values() if t.last_status == "RUNNING")
-
     def _stop(self, task: SimTask, *, exit_code: int | None, stop_code: str, reason: str) -> None:
         task.last_status = "STOPPED"
         task.desired_status = "STOPPED"

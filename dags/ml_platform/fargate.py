@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import AsyncIterator, Sequence
-from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import BaseOperator
@@ -312,7 +311,3 @@ class FargateChunkOperator(BaseOperator):
         for line in lines:
             self.log.info("[model] %s", line)
         return list(lines)
-
-
-def execution_timeout(job: Job) -> timedelta:
-    return timedelta(seconds=job.execution_timeout_seconds)
