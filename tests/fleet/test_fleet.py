@@ -257,9 +257,10 @@ def trigger(bench: Bench, name: str, try_number: int = 1) -> FargateJobTrigger:
     )
 
 
-async def first_event(job_trigger: FargateJobTrigger) -> dict[str, Any]:
+async def first_event(job_trigger: FargateJobTrigger, *, close: bool = True) -> dict[str, Any]:
     async for event in job_trigger.run():
-        await Fleet.get(FleetConfig()).close()
+        if close:  # the process's shared clients; a real triggerer keeps them open
+            await Fleet.get(FleetConfig()).close()
         return dict(event.payload)
     raise AssertionError("no event")
 
@@ -311,11 +312,12 @@ def test_a_trigger_running_twice_starts_one_task(bench: Bench) -> None:
     _, kwargs = trigger(bench, "twice").serialize()
 
     async def both() -> list[dict[str, Any]]:
-        return list(
-            await asyncio.gather(
-                first_event(FargateJobTrigger(**kwargs)), first_event(FargateJobTrigger(**kwargs))
-            )
+        events = await asyncio.gather(
+            first_event(FargateJobTrigger(**kwargs), close=False),
+            first_event(FargateJobTrigger(**kwargs), close=False),
         )
+        await Fleet.get(FleetConfig()).close()
+        return list(events)
 
     one, two = run(both())
     assert one["task_arn"] == two["task_arn"] and one["exit_code"] == two["exit_code"] == 0
