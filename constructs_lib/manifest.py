@@ -15,6 +15,7 @@ import aws_cdk as cdk
 
 from config.model import EnvironmentConfig
 from constructs_lib.job import JobPlatform
+from ml_platform.fleet import FleetConfig
 from ml_platform.manifest import SCHEMA_VERSION, parse_manifest
 
 
@@ -46,6 +47,9 @@ def build_manifest(platform: JobPlatform) -> dict[str, Any]:
     }
 
 
+_FLEET_DEFAULTS = FleetConfig()
+
+
 def fleet_budget(env: EnvironmentConfig) -> dict[str, Any]:
     """Each triggerer's share of the environment's ECS budget."""
     budget, share = env.ecs_budget, env.airflow.triggerers
@@ -55,11 +59,10 @@ def fleet_budget(env: EnvironmentConfig) -> dict[str, Any]:
         "read_rate": budget.reads_per_second / share,
         "read_burst": max(budget.read_burst / share, 1.0),
         "log_rate": budget.log_reads_per_second / share,
-        # A small burst: refill plus burst must stay under GetLogEvents' 10 per second.
-        "log_burst": 2.0,
+        "log_burst": _FLEET_DEFAULTS.log_burst,
         "poll_interval": budget.poll_interval_seconds,
         "log_lines": budget.log_lines,
-        "log_wait_seconds": 2.0,
+        "log_wait_seconds": _FLEET_DEFAULTS.log_wait_seconds,
     }
 
 

@@ -47,6 +47,7 @@ class FleetConfig:
     read_rate: float = 5.0
     read_burst: float = 10.0
     log_rate: float = 8.0
+    # Small: refill plus burst must stay under GetLogEvents' ~10 per second.
     log_burst: float = 2.0
     poll_interval: float = 15.0
     log_lines: int = 200
