@@ -137,11 +137,15 @@ class Scripted:
     reason: str = ""
     fail_to_start: str = ""
     spot_interruption_after: float | None = None
+    #: Lines the container prints between its first and last line.
+    lines: tuple[str, ...] = ()
 
     def start(
         self, *, command: list[str], environment: dict[str, str], emit: Callable[[str], None]
     ) -> Container:
         emit(f"start partitions={environment.get('ML_PARTITIONS', '[]')}")
+        for line in self.lines:
+            emit(line)
         emit(f"done exit_code={self.exit_code}")
         seconds = self.seconds() if callable(self.seconds) else self.seconds
         return ScriptedContainer(seconds=seconds, exit_code=self.exit_code)
@@ -206,6 +210,30 @@ class ModelProcess:
         return ProcessContainer(process, emit, self.min_seconds)
 
 
+def family_of(task_definition: str) -> str:
+    """``family``, ``family:3`` or a task definition ARN -> ``family``."""
+    return task_definition.rsplit("/", 1)[-1].split(":", 1)[0]
+
+
+@dataclass
+class Faults:
+    """Faults injected for one task definition family (the fault matrix's knobs).
+
+    Counted faults hit the next N matching calls or tasks, then stop, so a retried call
+    or a retried Airflow task gets through.
+    """
+
+    #: The next N launches are answered "Capacity is unavailable".
+    capacity_failures: int = 0
+    #: False: FARGATE_SPOT never has capacity for this family.
+    spot_capacity: bool = True
+    #: The next N tasks on FARGATE_SPOT are reclaimed ``interrupt_after`` s after starting.
+    spot_interruptions: int = 0
+    interrupt_after: float = 2.0
+    #: API name -> the next N calls about this family's tasks are throttled.
+    throttle: Counter[str] = field(default_factory=Counter)
+
+
 @dataclass
 class SimTask:
     arn: str
@@ -232,6 +260,7 @@ class SimTask:
     stop_code: str = ""
     stopped_reason: str = ""
     container_reason: str = ""
+    interrupt_after: float | None = None
 
     def describe(self) -> dict[str, Any]:
         status = {"STOPPED": "STOPPED", "RUNNING": "RUNNING"}.get(self.last_status, "PENDING")
@@ -322,6 +351,8 @@ class FargateSimulator:
         self.region = region
         self.tasks: dict[str, SimTask] = {}
         self.tokens: dict[str, str] = {}
+        self.faults: dict[str, Faults] = {}
+        self.log_groups: dict[str, str] = {}
         self.metrics = Metrics()
         self.buckets = {
             "RunTask": Bucket(self.limits.run_task_rate, self.limits.run_task_burst),
@@ -335,16 +366,40 @@ class FargateSimulator:
 
     # -- the API --------------------------------------------------------------------------
 
-    def admit(self, api: str) -> None:
+    def inject(self, family: str, faults: Faults) -> None:
+        """Inject faults for every task of ``family`` from now on."""
+        with self._lock:
+            self.faults[family] = faults
+
+    def admit(self, api: str, request: dict[str, Any] | None = None) -> None:
         """Count a call and raise ThrottlingException when its bucket is empty."""
         bucket = "read" if api in ECS_READS else api
         allowed = bucket not in self.buckets or self.buckets[bucket].take()
+        if allowed and request is not None:
+            allowed = not self._injected_throttle(api, request)
         self.metrics.count(api, throttled=not allowed)
         if not allowed:
             raise EcsError("ThrottlingException", "Rate exceeded")
 
+    def _injected_throttle(self, api: str, request: dict[str, Any]) -> bool:
+        with self._lock:
+            families = set()
+            if api == "RunTask":
+                families.add(family_of(request.get("taskDefinition", "")))
+            elif api == "GetLogEvents":
+                families.add(self.log_groups.get(request.get("logGroupName", ""), ""))
+            else:
+                refs = request.get("tasks") or [request.get("task", "")]
+                families |= {family_of(t.task_definition_arn) for r in refs if (t := self._find(r))}
+            for family in families:
+                faults = self.faults.get(family)
+                if faults is not None and faults.throttle[api] > 0:
+                    faults.throttle[api] -= 1
+                    return True
+            return False
+
     def handle(self, api: str, request: dict[str, Any]) -> dict[str, Any]:
-        self.admit(api)
+        self.admit(api, request)
         with self._lock:
             handler = getattr(self, f"_{api}")
             result: dict[str, Any] = handler(request)
@@ -353,6 +408,11 @@ class FargateSimulator:
     def _RunTask(self, request: dict[str, Any]) -> dict[str, Any]:
         self.metrics.run_requests.append(json.loads(json.dumps(request)))
         token = request.get("clientToken")
+        if len(token or "") > 64 or len(request.get("startedBy", "")) > 36:
+            raise EcsError(
+                "InvalidParameterException",
+                "clientToken is at most 64 and startedBy at most 36 characters.",
+            )
         if token and token in self.tokens:
             # Idempotent: the same token returns the task it started, never a second one.
             return {"tasks": [self.tasks[self.tokens[token]].describe()], "failures": []}
@@ -373,9 +433,16 @@ class FargateSimulator:
             )
         strategy = request.get("capacityProviderStrategy") or [{"capacityProvider": "FARGATE"}]
         provider = strategy[0]["capacityProvider"]
+        faults = self.faults.get(definition.family, Faults())
+        no_capacity = {"tasks": [], "failures": [{"reason": CAPACITY_UNAVAILABLE}]}
         if provider == "FARGATE_SPOT" and self.spot_capacity_failures > 0:
             self.spot_capacity_failures -= 1
-            return {"tasks": [], "failures": [{"reason": CAPACITY_UNAVAILABLE}]}
+            return no_capacity
+        if provider == "FARGATE_SPOT" and not faults.spot_capacity:
+            return no_capacity
+        if faults.capacity_failures > 0:
+            faults.capacity_failures -= 1
+            return no_capacity
         if not self.buckets["launch"].take():
             self.metrics.throttled["launch"] += 1
             raise EcsError("ThrottlingException", "Rate exceeded (task launches)")
@@ -390,6 +457,12 @@ class FargateSimulator:
         task_id = uuid.uuid4().hex
         arn = f"arn:aws:ecs:{self.region}:{self.account}:task/{cluster_name}/{task_id}"
         behaviour = self.behaviour(definition.family)
+        interrupt_after = behaviour.spot_interruption_after
+        if provider == "FARGATE_SPOT" and faults.spot_interruptions > 0:
+            faults.spot_interruptions -= 1
+            interrupt_after = faults.interrupt_after
+        if log_options.get("awslogs-group"):
+            self.log_groups[log_options["awslogs-group"]] = definition.family
         emit = self._emitter(log_options, container_def["name"], task_id)
         now = time.time()
         task = SimTask(
@@ -408,6 +481,7 @@ class FargateSimulator:
             running_at=now + self.start_latency,
             behaviour=behaviour,
             start=lambda: behaviour.start(command=command, environment=environment, emit=emit),
+            interrupt_after=interrupt_after,
         )
         self.tasks[arn] = task
         if token:
@@ -488,7 +562,7 @@ class FargateSimulator:
             task.container = task.start()
         if task.last_status != "RUNNING" or task.container is None:
             return
-        interrupt = behaviour.spot_interruption_after
+        interrupt = task.interrupt_after
         if (
             interrupt is not None
             and task.capacity_provider == "FARGATE_SPOT"
@@ -523,6 +597,8 @@ class FargateSimulator:
         task.stopped_at = time.time()
 
     def _find(self, ref: str) -> SimTask | None:
+        if not ref:
+            return None
         if ref in self.tasks:
             return self.tasks[ref]
         return next((t for t in self.tasks.values() if t.task_id == ref), None)

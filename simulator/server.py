@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 import urllib.request
@@ -46,7 +47,11 @@ class FargateMiddleware:
                 request = json.loads(environ["wsgi.input"].read(length) or b"{}")
                 return self._reply(start_response, "200 OK", self.simulator.handle(api, request))
             if api:
-                self.simulator.admit(api)  # count it, throttle it, then let moto answer
+                # Count it, throttle it, then let moto answer (from a fresh copy of the body).
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+                body = environ["wsgi.input"].read(length)
+                environ["wsgi.input"] = io.BytesIO(body)
+                self.simulator.admit(api, json.loads(body or b"{}"))
         except EcsError as error:
             return self._reply(
                 start_response,

@@ -7,13 +7,16 @@ which paces every ECS and CloudWatch Logs call of that triggerer process.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import re
 from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from ml_platform.fleet import Fleet, FleetConfig, LaunchFailed
@@ -23,6 +26,13 @@ from ml_platform.manifest import Capacity, Job, Manifest
 _INTERRUPTED = {"SpotInterruption", "TaskFailedToStart", "ServiceSchedulerInitiated",
                 "TerminationNotice"}  # fmt: skip
 LOG_LINES_IN_FAILURE = 20
+#: ECS limits (RunTask API reference).
+STARTED_BY_MAX = 36
+CLIENT_TOKEN_MAX = 64
+#: Airflow's own deferral timeout trails the trigger's deadline by this much: the trigger
+#: stops the task and reports first; Airflow's timeout is the backstop.
+TIMEOUT_BACKSTOP = timedelta(seconds=60)
+_SECRET_ARN = re.compile(r"arn:aws[\w-]*:(?:secretsmanager|ssm):[^\s,;]+")
 
 
 def capacity_strategy(capacity: Capacity) -> list[dict[str, Any]]:
@@ -34,7 +44,12 @@ def capacity_strategy(capacity: Capacity) -> list[dict[str, Any]]:
 
 def client_token(*parts: object) -> str:
     """RunTask's idempotency token: the same launch step never starts a second task."""
-    return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:64]
+    return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:CLIENT_TOKEN_MAX]
+
+
+def started_by(*parts: object) -> str:
+    """RunTask's ``startedBy`` (at most 36 characters): ListTasks finds a chunk's tasks by it."""
+    return "af-" + client_token(*parts)[: STARTED_BY_MAX - 3]
 
 
 class FargateJobTrigger(BaseTrigger):
@@ -56,6 +71,7 @@ class FargateJobTrigger(BaseTrigger):
         log_group: str,
         log_stream_prefix: str,
         spot_fallback: bool,
+        deadline: str | None = None,
     ) -> None:
         super().__init__()
         self.request = request
@@ -66,6 +82,9 @@ class FargateJobTrigger(BaseTrigger):
         self.log_group = log_group
         self.log_stream_prefix = log_stream_prefix
         self.spot_fallback = spot_fallback
+        #: ISO time by which the task must have stopped (the chunk's execution timeout).
+        self.deadline = deadline
+        self._task_arn: str | None = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -79,12 +98,62 @@ class FargateJobTrigger(BaseTrigger):
                 "log_group": self.log_group,
                 "log_stream_prefix": self.log_stream_prefix,
                 "spot_fallback": self.spot_fallback,
+                "deadline": self.deadline,
             },
         )
 
+    def _where(self) -> dict[str, Any]:
+        return {"aws_conn_id": self.aws_conn_id, "region": self.region}
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        config = FleetConfig(**self.fleet)
-        fleet = Fleet.get(config)
+        fleet = Fleet.get(FleetConfig(**self.fleet))
+        left = None
+        if self.deadline is not None:
+            left = (datetime.fromisoformat(self.deadline) - datetime.now(UTC)).total_seconds()
+        try:
+            event = await asyncio.wait_for(self._launch_and_wait(fleet), timeout=left)
+        except TimeoutError:
+            stopped = await self._stop_all(fleet, "execution timeout reached")
+            event = {"status": "timed_out", "task_arn": self._task_arn, "stopped": stopped}
+        except asyncio.CancelledError:
+            # Airflow's backstop timeout cancels without calling on_kill; stop the task here.
+            if self._airflow_timeout_passed():
+                await self._stop_all(fleet, "Airflow deferral timeout reached")
+            raise
+        if event["status"] == "stopped":
+            await self._read_logs(fleet, event)
+        yield TriggerEvent(event)
+
+    def _airflow_timeout_passed(self) -> bool:
+        timeout_after = getattr(self, "timeout_after", None)  # set by the triggerer
+        if not isinstance(timeout_after, datetime):
+            return False
+        if timeout_after.tzinfo is None:
+            timeout_after = timeout_after.replace(tzinfo=UTC)
+        return timeout_after <= datetime.now(UTC)
+
+    async def on_kill(self) -> None:
+        """A user cleared or marked the deferred task: its Fargate task must not run on."""
+        await self._stop_all(
+            Fleet.get(FleetConfig(**self.fleet)), "Airflow task was cleared or marked by a user"
+        )
+
+    async def _stop_all(self, fleet: Fleet, reason: str) -> list[str]:
+        """Stop this try's task; when its ARN is not known yet, every task it may have started."""
+        cluster = self.request["cluster"]
+        if self._task_arn is not None:
+            arns = [self._task_arn]
+        else:
+            arns = await fleet.live_tasks(
+                self.request["startedBy"], cluster=cluster, try_number=self.try_number,
+                **self._where(),
+            )  # fmt: skip
+        for arn in arns:
+            self.log.warning("Stopping %s: %s", arn, reason)
+            await fleet.stop(arn, cluster=cluster, reason=reason, **self._where())
+        return arns
+
+    async def _launch_and_wait(self, fleet: Fleet) -> dict[str, Any]:
         cluster = self.request["cluster"]
         task = None
         if self.try_number > 1:
@@ -108,38 +177,38 @@ class FargateJobTrigger(BaseTrigger):
                     region=self.region,
                 )
             except LaunchFailed as error:
-                yield TriggerEvent({"status": "launch_failed", "reason": str(error)})
-                return
+                return {"status": "launch_failed", "reason": str(error)}
             self.log.info(
                 "Launched %s on %s", task["taskArn"], task.get("capacityProviderName", "FARGATE")
             )
+        self._task_arn = task["taskArn"]
         if task.get("lastStatus") != "STOPPED":
             task = await fleet.wait_stopped(
                 task["taskArn"], cluster=cluster, aws_conn_id=self.aws_conn_id, region=self.region
             )
         if task.get("lastStatus") == "MISSING":
-            yield TriggerEvent(
-                {
-                    "status": "missing",
-                    "task_arn": task["taskArn"],
-                    "reason": task.get("stoppedReason", "MISSING"),
-                }
-            )
-            return
-        event = stopped_event(task)
+            return {
+                "status": "missing",
+                "task_arn": task["taskArn"],
+                "reason": task.get("stoppedReason", "MISSING"),
+            }
+        return stopped_event(task)
+
+    async def _read_logs(self, fleet: Fleet, event: dict[str, Any]) -> None:
         container = self.request["overrides"]["containerOverrides"][0]["name"]
-        stream = f"{self.log_stream_prefix}/{container}/{task['taskArn'].rsplit('/', 1)[-1]}"
+        stream = f"{self.log_stream_prefix}/{container}/{event['task_arn'].rsplit('/', 1)[-1]}"
         # A failure's last lines are worth waiting for; a success's are best effort.
-        wait = config.log_wait_seconds if succeeded(event) else None
-        event["log_lines"] = await fleet.tail(
-            self.log_group, stream, wait=wait, aws_conn_id=self.aws_conn_id, region=self.region
-        )
+        wait = fleet.config.log_wait_seconds if succeeded(event) else None
+        event["log_lines"] = await fleet.tail(self.log_group, stream, wait=wait, **self._where())
         event["log_stream"] = stream
-        yield TriggerEvent(event)
 
 
 def succeeded(event: dict[str, Any]) -> bool:
     return event.get("exit_code") == 0 and (event.get("stop_code") or "") not in _INTERRUPTED
+
+
+def out_of_memory(event: dict[str, Any]) -> bool:
+    return "OutOfMemoryError" in (event.get("container_reason") or "")
 
 
 def stopped_event(task: dict[str, Any]) -> dict[str, Any]:
@@ -203,6 +272,9 @@ class FargateChunkOperator(BaseOperator):
             len(self.chunk),
             ", ".join(self.chunk[:5]) + (" ..." if len(self.chunk) > 5 else ""),
         )
+        deadline = None
+        if self.execution_timeout is not None:
+            deadline = (datetime.now(UTC) + self.execution_timeout).isoformat()
         self.defer(
             trigger=FargateJobTrigger(
                 request=self.run_task_request(context),
@@ -213,9 +285,10 @@ class FargateChunkOperator(BaseOperator):
                 log_group=self.job.logs.group,
                 log_stream_prefix=self.job.logs.stream_prefix,
                 spot_fallback=self.job.capacity is Capacity.SPOT_WITH_FALLBACK,
+                deadline=deadline,
             ),
             method_name="execute_complete",
-            timeout=self.execution_timeout,
+            timeout=self.execution_timeout + TIMEOUT_BACKSTOP if self.execution_timeout else None,
         )
         raise AssertionError("unreachable: defer() raises")  # pragma: no cover
 
@@ -257,8 +330,9 @@ class FargateChunkOperator(BaseOperator):
             "tags": [{"key": k, "value": v} for k, v in tags.items()],
             "propagateTags": "TASK_DEFINITION",
             "enableECSManagedTags": True,
-            # The same for every try of this chunk: a retry finds what earlier tries started.
-            "startedBy": "af-" + client_token(ti.dag_id, ti.task_id, run_id, map_index)[:40],
+            # The same for every retry of this chunk: a retry finds what earlier tries
+            # started. A user's clear raises max_tries, so a cleared chunk runs afresh.
+            "startedBy": started_by(ti.dag_id, ti.task_id, run_id, map_index, ti.max_tries),
             # Different per try: a repeated launch of one try never starts a second task.
             "clientToken": client_token(ti.dag_id, ti.task_id, run_id, map_index, ti.try_number),
         }
@@ -268,6 +342,13 @@ class FargateChunkOperator(BaseOperator):
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
         if event.get("status") == "launch_failed":
             raise AirflowException(f"job {self.job.name!r}: {event.get('reason')}")
+        if event.get("status") == "timed_out":
+            stopped = ", ".join(event.get("stopped") or []) or "none had started"
+            raise AirflowException(
+                f"job {self.job.name!r} chunk exceeded its execution timeout of "
+                f"{self.job.execution_timeout_seconds} s (launch to stop); Fargate task "
+                f"stopped: {stopped}. Raise execution_timeout on the job if chunks need longer."
+            )
         if event.get("status") != "stopped":
             raise AirflowException(
                 f"Fargate task {event.get('task_arn')} of job {self.job.name!r} could not be "
@@ -287,7 +368,10 @@ class FargateChunkOperator(BaseOperator):
         if succeeded(event):
             self.log.info("Chunk %s succeeded", result["chunk"])
             return result
-        raise AirflowException(self._failure_message(event, lines))
+        message = self._failure_message(event, lines)
+        if out_of_memory(event):
+            raise AirflowFailException(message)  # the same size fails again: no retry
+        raise AirflowException(message)
 
     def _failure_message(self, event: dict[str, Any], lines: list[str]) -> str:
         why = event.get("container_reason") or event.get("stopped_reason") or "no reason given"
@@ -295,10 +379,38 @@ class FargateChunkOperator(BaseOperator):
             f"job {self.job.name!r} chunk failed: exit code {event.get('exit_code')}, "
             f"stop code {event.get('stop_code') or '-'}: {why}"
         )
-        if event.get("stop_code") == "SpotInterruption":
-            head += " (spot capacity was reclaimed; the retry starts a new task)"
+        advice = self._advice(event)
+        if advice:
+            head += f"\n{advice}"
         tail = "\n".join(lines[-LOG_LINES_IN_FAILURE:])
         return f"{head}\nlast log lines:\n{tail}" if tail else head
+
+    def _advice(self, event: dict[str, Any]) -> str:
+        """What the user should do, for the stop reasons that have a known cause."""
+        reason = f"{event.get('container_reason', '')} {event.get('stopped_reason', '')}"
+        job = self.job
+        if out_of_memory(event):
+            return (
+                f"Out of memory: the task has {job.memory_mib} MiB ({job.cpu} CPU units). "
+                f"Raise memory_mib on the MlJob {job.name!r}; not retried, the same size "
+                "would fail again."
+            )
+        if event.get("stop_code") == "SpotInterruption":
+            return "Spot capacity was reclaimed before the work finished; the retry starts anew."
+        if "CannotPullContainerError" in reason:
+            return (
+                f"Fargate could not pull the image {job.image}: check that it exists in the "
+                "registry and that the job's execution role may pull it."
+            )
+        if "ResourceInitializationError" in reason:
+            secrets = sorted(set(_SECRET_ARN.findall(reason)))
+            named = f" (secret: {', '.join(secrets)})" if secrets else ""
+            return (
+                f"Fargate could not prepare the task{named}: check that each secret of the "
+                f"job exists and its execution role may read it, and that the image {job.image} "
+                "and the log group are reachable from the task's subnets."
+            )
+        return ""
 
     def _copy_logs(self, event: dict[str, Any]) -> list[str]:
         """Write the container's last lines (read once by the triggerer) into this log."""

@@ -35,7 +35,7 @@ THROTTLED = {"ThrottlingException", "Throttling", "TooManyRequestsException",
 CAPACITY = "capacity is unavailable"
 MAX_BATCH = 100  # DescribeTasks takes at most 100 ARNs
 # Our own pacing handles throttling; botocore's hidden retries would multiply calls.
-NO_SDK_RETRIES = Config(retries={"mode": "standard", "max_attempts": 1})
+NO_SDK_RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 1})
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,8 @@ class FleetConfig:
     log_wait_seconds: float = 2.0
     #: Give up launching (throttling, no capacity) after this long.
     launch_deadline_seconds: float = 1800.0
+    #: Keep retrying a throttled StopTask this long (inside Airflow's 30 s on_kill bound).
+    stop_deadline_seconds: float = 20.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -235,7 +237,8 @@ class Fleet:
         await self.reads.take()
         tasks = (await ecs.describe_tasks(cluster=cluster, tasks=arns[:MAX_BATCH]))["tasks"]
         for task in tasks:
-            if task.get("lastStatus") != "STOPPED":
+            # Not one being stopped (a timed-out or killed try's): that one is not adopted.
+            if task.get("lastStatus") != "STOPPED" and task.get("desiredStatus") == "RUNNING":
                 return dict(task)
         for task in tasks:
             exit_codes = [c.get("exitCode") for c in task.get("containers", [])]
@@ -246,6 +249,50 @@ class Fleet:
             ):
                 return dict(task)
         return None
+
+    async def live_tasks(
+        self,
+        started_by: str,
+        *,
+        cluster: str,
+        try_number: int,
+        aws_conn_id: str | None,
+        region: str,
+    ) -> list[str]:
+        """Tasks of one try (by ``startedBy`` and the ``try`` tag) that are not stopping."""
+        ecs = await self.client("ecs", aws_conn_id, region)
+        await self.reads.take()
+        arns = (
+            await ecs.list_tasks(cluster=cluster, startedBy=started_by, desiredStatus="RUNNING")
+        ).get("taskArns", [])
+        if not arns:
+            return []
+        await self.reads.take()
+        described = await ecs.describe_tasks(
+            cluster=cluster, tasks=arns[:MAX_BATCH], include=["TAGS"]
+        )
+        found = []
+        for task in described.get("tasks", []):
+            tags = {t.get("key"): t.get("value") for t in task.get("tags", [])}
+            if tags.get("try", str(try_number)) == str(try_number):
+                found.append(str(task["taskArn"]))
+        return found
+
+    async def stop(
+        self, task_arn: str, *, cluster: str, reason: str, aws_conn_id: str | None, region: str
+    ) -> None:
+        """StopTask, retried on throttling for up to ``stop_deadline_seconds``."""
+        ecs = await self.client("ecs", aws_conn_id, region)
+        backoff = Backoff(base=0.5, cap=5.0)
+        deadline = time.monotonic() + self.config.stop_deadline_seconds
+        while True:
+            try:
+                await ecs.stop_task(cluster=cluster, task=task_arn, reason=reason[:255])
+                return
+            except ClientError as error:
+                if error_code(error) not in THROTTLED or time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(backoff.next())
 
     # -- fleet watcher --------------------------------------------------------------------
 

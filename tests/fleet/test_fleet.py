@@ -8,11 +8,12 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from ml_platform.fargate import FargateJobTrigger, client_token
+from ml_platform.fargate import FargateJobTrigger, client_token, started_by
 from ml_platform.fleet import Fleet, FleetConfig, LaunchFailed
 from simulator.bootstrap import bootstrap_family
 from simulator.fargate import FargateSimulator, Scripted
@@ -54,7 +55,8 @@ class Bench:
                     }
                 ]
             },
-            "startedBy": "af-" + client_token(name)[:40],
+            "tags": [{"key": "try", "value": str(try_number)}],
+            "startedBy": started_by(name),
             "clientToken": client_token(name, try_number),
         }
 
@@ -244,7 +246,9 @@ def test_a_refused_launch_fails_with_the_reason(bench: Bench) -> None:
         run(scenario())
 
 
-def trigger(bench: Bench, name: str, try_number: int = 1) -> FargateJobTrigger:
+def trigger(
+    bench: Bench, name: str, try_number: int = 1, deadline: str | None = None
+) -> FargateJobTrigger:
     return FargateJobTrigger(
         request=bench.request(name, try_number=try_number),
         region=REGION,
@@ -254,6 +258,7 @@ def trigger(bench: Bench, name: str, try_number: int = 1) -> FargateJobTrigger:
         log_group=GROUP,
         log_stream_prefix="job",
         spot_fallback=False,
+        deadline=deadline,
     )
 
 
@@ -322,3 +327,130 @@ def test_a_trigger_running_twice_starts_one_task(bench: Bench) -> None:
     one, two = run(both())
     assert one["task_arn"] == two["task_arn"] and one["exit_code"] == two["exit_code"] == 0
     assert len(bench.simulator.tasks) == 1
+
+
+def in_seconds(seconds: float) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat()
+
+
+def running(bench: Bench) -> list[str]:
+    bench.simulator.advance()
+    return [t.arn for t in bench.simulator.tasks.values() if t.last_status != "STOPPED"]
+
+
+def test_a_task_past_its_deadline_is_stopped_and_reported(bench: Bench) -> None:
+    bench.behaviour.seconds = 60.0
+    event = run(first_event(trigger(bench, "slow", deadline=in_seconds(1.5))))
+    assert event["status"] == "timed_out"
+    assert event["stopped"] == [event["task_arn"]]
+    assert running(bench) == []
+    (task,) = bench.simulator.tasks.values()
+    assert task.stop_code == "UserInitiated" and "execution timeout" in task.stopped_reason
+
+
+def test_a_deadline_that_passed_during_a_restart_stops_the_task_found_by_listing(
+    bench: Bench,
+) -> None:
+    bench.behaviour.seconds = 60.0
+    _, kwargs = trigger(bench, "late", deadline=in_seconds(1.0)).serialize()
+
+    async def die_after_launch() -> None:
+        task = asyncio.ensure_future(first_event(FargateJobTrigger(**kwargs)))
+        await asyncio.sleep(0.5)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    run(die_after_launch())
+    assert len(running(bench)) == 1
+    time.sleep(0.6)
+    event = run(first_event(FargateJobTrigger(**kwargs)))  # the deadline has passed
+    assert event["status"] == "timed_out" and len(event["stopped"]) == 1
+    assert running(bench) == []
+
+
+def test_on_kill_stops_the_task_of_a_cleared_or_failed_try(bench: Bench) -> None:
+    bench.behaviour.seconds = 60.0
+
+    async def kill_midway() -> None:
+        job = trigger(bench, "killed")
+        waiting = asyncio.ensure_future(first_event(job, close=False))
+        await asyncio.sleep(1.0)
+        waiting.cancel()  # what the triggerer does, then it awaits on_kill
+        await asyncio.gather(waiting, return_exceptions=True)
+        await job.on_kill()
+        await Fleet.get(FleetConfig()).close()
+
+    run(kill_midway())
+    assert running(bench) == []
+    (task,) = bench.simulator.tasks.values()
+    assert "cleared or marked" in task.stopped_reason
+
+
+def test_on_kill_before_the_arn_is_known_stops_only_this_try(bench: Bench) -> None:
+    bench.behaviour.seconds = 60.0
+
+    async def launch(try_number: int) -> str:
+        task = await Fleet.get(FleetConfig()).launch(
+            bench.request("lost", try_number=try_number),
+            aws_conn_id=CONN,
+            region=REGION,
+            spot_fallback=False,
+        )
+        return str(task["taskArn"])
+
+    async def scenario() -> tuple[str, str]:
+        first, second = await launch(1), await launch(2)
+        # Try 2's trigger was killed before it recorded its launch: found by listing.
+        await trigger(bench, "lost", try_number=2).on_kill()
+        await Fleet.get(FleetConfig()).close()
+        return first, second
+
+    first, second = run(scenario())
+    assert running(bench) == [first]
+    assert bench.simulator.tasks[second].stop_code == "UserInitiated"
+
+
+async def _cancel_after(job: FargateJobTrigger, seconds: float) -> None:
+    waiting = asyncio.ensure_future(first_event(job, close=False))
+    await asyncio.sleep(seconds)
+    waiting.cancel()
+    await asyncio.gather(waiting, return_exceptions=True)
+    await Fleet.get(FleetConfig()).close()
+
+
+def test_airflows_backstop_timeout_stops_the_task(bench: Bench) -> None:
+    bench.behaviour.seconds = 60.0
+    job = trigger(bench, "backstop")
+    job.timeout_after = datetime.now(UTC) + timedelta(seconds=0.5)  # set by the triggerer
+    run(_cancel_after(job, 1.0))  # the triggerer cancels a timed-out trigger
+    assert running(bench) == []
+
+
+def test_a_cancelled_trigger_without_timeout_leaves_its_task_running(bench: Bench) -> None:
+    """A triggerer restart cancels too; the task must run on for the restarted trigger."""
+    bench.behaviour.seconds = 60.0
+    run(_cancel_after(trigger(bench, "restarting"), 1.0))
+    assert len(running(bench)) == 1
+
+
+def test_a_retry_does_not_adopt_a_task_that_is_being_stopped(bench: Bench) -> None:
+    bench.behaviour.seconds = 60.0
+    run(_cancel_after(trigger(bench, "stopping"), 0.5))
+    (task,) = bench.simulator.tasks.values()
+    task.desired_status = "STOPPED"  # StopTask sent; ECS has not stopped it yet
+
+    async def find() -> dict[str, Any] | None:
+        fleet = Fleet.get(FleetConfig())
+        found = await fleet.find_earlier(
+            started_by("stopping"), cluster=CLUSTER, aws_conn_id=CONN, region=REGION
+        )
+        await fleet.close()
+        return found
+
+    assert run(find()) is None
+
+
+def test_started_by_and_client_token_fit_ecs_limits() -> None:
+    long = ["x" * 250, "task", "manual__2026-11-24T08:00:00+00:00", 4095, 7]
+    assert len(started_by(*long)) == 36 and len(client_token(*long)) == 64
+    assert started_by(*long) != started_by(*long[:-1], 8)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from simulator.bootstrap import bootstrap_family
-from simulator.fargate import CAPACITY_UNAVAILABLE, ApiLimits, FargateSimulator, Scripted
+from simulator.fargate import CAPACITY_UNAVAILABLE, ApiLimits, FargateSimulator, Faults, Scripted
 from simulator.server import LocalAws
 
 REGION = "us-east-1"
@@ -37,7 +38,7 @@ def ecs() -> Iterator[tuple[Any, FargateSimulator, Scripted, dict[str, Any]]]:
         ).client(
             "ecs",
             endpoint_url=aws.endpoint_url,
-            config=Config(retries={"mode": "standard", "max_attempts": 1}),
+            config=Config(retries={"mode": "standard", "total_max_attempts": 1}),
         )
         yield no_retry, simulator, behaviour, network
 
@@ -62,7 +63,7 @@ def wait_stopped(ecs: Any, arn: str, timeout: float = 10) -> dict[str, Any]:
         if task["lastStatus"] == "STOPPED":
             task["seen"] = seen
             return dict(task)
-        time.sleep(0.1)
+        time.sleep(0.25)  # under the fixture's 5 reads per second
     raise AssertionError(f"still {seen[-1]}")
 
 
@@ -135,3 +136,32 @@ def test_describe_takes_at_most_100_tasks(ecs: Any) -> None:
     client_, _, _, _ = ecs
     with pytest.raises(ClientError, match="cannot be longer than 100"):
         client_.describe_tasks(cluster="sim", tasks=[f"t{i}" for i in range(101)])
+
+
+def test_injected_faults_hit_the_next_calls_of_one_family_then_stop(ecs: Any) -> None:
+    client_, simulator, _, network = ecs
+    simulator.inject(
+        "job",
+        Faults(capacity_failures=1, spot_interruptions=1, interrupt_after=0.2,
+               throttle=Counter({"RunTask": 1, "DescribeTasks": 1})),
+    )  # fmt: skip
+    with pytest.raises(ClientError, match="ThrottlingException"):
+        run(client_, network)
+    assert run(client_, network)["failures"] == [{"reason": CAPACITY_UNAVAILABLE}]
+    first = run(client_, network, spot=True)["tasks"][0]["taskArn"]
+    with pytest.raises(ClientError, match="ThrottlingException"):
+        client_.describe_tasks(cluster="sim", tasks=[first])
+    assert wait_stopped(client_, first)["stopCode"] == "SpotInterruption"
+    second = run(client_, network, spot=True)["tasks"][0]["taskArn"]
+    assert wait_stopped(client_, second)["stopCode"] == "EssentialContainerExited"
+
+
+def test_started_by_longer_than_ecs_allows_is_refused(ecs: Any) -> None:
+    client_, _, _, network = ecs
+    with pytest.raises(ClientError, match="startedBy at most 36"):
+        client_.run_task(
+            cluster="sim",
+            taskDefinition="job",
+            startedBy="x" * 37,
+            networkConfiguration={"awsvpcConfiguration": {"subnets": network["subnets"]}},
+        )
