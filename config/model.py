@@ -96,6 +96,8 @@ class PoolConfig:
             out.append(f"pool {self.name!r}: field 'name': must be 1-50 of letters, digits, _ . -")
         if not isinstance(self.slots, int) or not 1 <= self.slots <= 10_000:
             out.append(f"pool {self.name!r}: field 'slots': {self.slots!r} must be 1-10000")
+        if not isinstance(self.description, str) or len(self.description) > 200:
+            out.append(f"pool {self.name!r}: field 'description': must be text of 0-200 characters")
         return out
 
 
@@ -145,6 +147,17 @@ class ComputeConfig:
     default_capacity: Capacity = Capacity.SPOT_WITH_FALLBACK
     #: Per-task metrics; "enhanced" adds container-level detail at extra cost.
     enhanced_container_insights: bool = False
+
+    def problems(self) -> list[str]:
+        out: list[str] = []
+        if not isinstance(self.default_capacity, Capacity):
+            out.append(
+                f"field 'compute.default_capacity': {self.default_capacity!r}; "
+                f"allowed: {[c.value for c in Capacity]} (as config.Capacity)"
+            )
+        if not isinstance(self.enhanced_container_insights, bool):
+            out.append("field 'compute.enhanced_container_insights': must be True or False")
+        return out
 
 
 @dataclass(frozen=True)
@@ -212,6 +225,11 @@ class AirflowConfig:
 
     def problems(self) -> list[str]:
         out = []
+        if not isinstance(self.webserver_access, WebserverAccess):
+            out.append(
+                f"field 'airflow.webserver_access': {self.webserver_access!r}; allowed: "
+                "WebserverAccess.PRIVATE or WebserverAccess.PUBLIC"
+            )
         if not re.match(r"^3\.\d+\.\d+$", self.version):
             out.append(
                 f"field 'airflow.version': {self.version!r} must be an Airflow 3.x.y version "
@@ -300,7 +318,13 @@ class EnvironmentConfig:
                 "field 'network.vpc_id': importing a VPC needs 'account' and 'region' "
                 "(the look-up is per account and region)"
             )
-        out += self.network.problems() + self.airflow.problems() + self.ecs_budget.problems()
+        out += self.network.problems() + self.compute.problems()
+        out += self.airflow.problems() + self.ecs_budget.problems()
+        if not isinstance(self.removal_policy, RemovalPolicy):
+            out.append(
+                f"field 'removal_policy': {self.removal_policy!r}; allowed: "
+                "RemovalPolicy.DESTROY or RemovalPolicy.RETAIN"
+            )
         if self.log_retention_days not in LOG_RETENTION_DAYS:
             out.append(
                 f"field 'log_retention_days': {self.log_retention_days} is not a CloudWatch "

@@ -360,6 +360,8 @@ class MlJob(Construct):
         self.max_active_runs = max_active_runs
         self.capacity = capacity or env.compute.default_capacity
         self.family = f"{env.prefix}-{name}"
+        self.cost_center = cost_center
+        self.cpu_architecture = cpu_architecture
         self.job_tags = {
             "team": team,
             "job": name,
@@ -369,7 +371,7 @@ class MlJob(Construct):
         environment = dict(environment or {})
         secrets = dict(secrets or {})
 
-        self._validate(environment, secrets, command, ephemeral_storage_gib)
+        self._validate(environment, secrets, command, ephemeral_storage_gib, tags or {})
         platform.register(self)
 
         removal = defaults.removal(env.removal_policy)
@@ -448,9 +450,15 @@ class MlJob(Construct):
         secrets: dict[str, ecs.Secret],
         command: Sequence[str] | None,
         ephemeral_storage_gib: int | None,
+        tags: Mapping[str, str],
     ) -> None:
         env = self.platform.environment
-        problems: list[str] = []
+        problems = self._type_problems()
+        if problems:  # the checks below assume the right types
+            raise JobConfigError(
+                f"job {self.name!r} in environment {env.name!r} is invalid:\n  - "
+                + "\n  - ".join(problems)
+            )
         if (
             not isinstance(self.name, str)
             or not _NAME.match(self.name)
@@ -462,6 +470,8 @@ class MlJob(Construct):
             )
         if not self.team or not isinstance(self.team, str):
             problems.append("field 'team': name the owning team")
+        else:
+            problems += tag_problems({"team": self.team}, "team")
         problems += self.image.problems()
         if command is not None and (
             isinstance(command, str) or not all(isinstance(part, str) for part in command)
@@ -530,12 +540,39 @@ class MlJob(Construct):
             problems.append(
                 f"field 'capacity': {self.capacity!r}; allowed: {[c.value for c in Capacity]}"
             )
-        problems += tag_problems(self.job_tags, "tags")
+        problems += tag_problems(tags, "tags")
+        if self.cost_center is not None:
+            problems += tag_problems({"cost-center": self.cost_center}, "cost_center")
+        if (
+            not isinstance(self.description, str)
+            or "\n" in self.description
+            or (len(self.description) > 256)
+        ):
+            problems.append("field 'description': must be one line of at most 256 characters")
+        if not isinstance(self.retry_exponential_backoff, bool):
+            problems.append("field 'retry_exponential_backoff': must be True or False")
         if problems:
             raise JobConfigError(
                 f"job {self.name!r} in environment {env.name!r} is invalid:\n  - "
                 + "\n  - ".join(problems)
             )
+
+    def _type_problems(self) -> list[str]:
+        """Arguments of the wrong kind, named before anything else looks at them."""
+        kinds: list[tuple[str, object, type, str]] = [
+            ("image", self.image, JobImage, "JobImage.from_directory(...) or .from_ecr(...)"),
+            ("partitions", self.partitions, Partitions, "Partitions.static([...]) or .s3(...)"),
+            ("retry_delay", self.retry_delay, cdk.Duration, "a cdk.Duration"),
+            ("max_retry_delay", self.max_retry_delay, cdk.Duration, "a cdk.Duration"),
+            ("execution_timeout", self.execution_timeout, cdk.Duration, "a cdk.Duration"),
+            ("cpu_architecture", self.cpu_architecture, ecs.CpuArchitecture,
+             "ecs.CpuArchitecture.X86_64 or .ARM64"),
+        ]  # fmt: skip
+        return [
+            f"field {field!r}: {value!r} must be {allowed}"
+            for field, value, kind, allowed in kinds
+            if not isinstance(value, kind)
+        ]
 
     # -- grants -------------------------------------------------------------------------
 

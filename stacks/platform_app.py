@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,35 @@ FEATURE_FLAGS: dict[str, Any] = {
 }
 #: Where the synth-time manifest copies go, per environment (relative to cdk.out).
 MANIFEST_DIR = "manifests"
+#: cdk-nag's findings, written by CDK when validation fails; kept for the user.
+VALIDATION_REPORT = "validation-report.json"
+
+
+class PlatformApp(cdk.App):
+    """An app that builds in a private staging directory and publishes only a whole,
+    valid assembly: a refused declaration or a cdk-nag finding leaves nothing half-written
+    (CDK copies assets while constructs are created, before any check has run)."""
+
+    def __init__(self, *, publish_to: Path | None, context: Mapping[str, Any]) -> None:
+        self.staging = Path(tempfile.mkdtemp(prefix="mlp-synth-"))
+        self.publish_to = publish_to
+        super().__init__(outdir=str(self.staging), context=dict(context))
+
+    def discard(self, *, keep: tuple[str, ...] = ()) -> None:
+        """Drop the staging directory, publishing only the named reports."""
+        if self.publish_to is not None:
+            for name in keep:
+                if (self.staging / name).is_file():
+                    self.publish_to.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(self.staging / name, self.publish_to / name)
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+    def publish(self, assembly: cdk.cx_api.CloudAssembly) -> cdk.cx_api.CloudAssembly:
+        if self.publish_to is None:
+            return assembly  # no destination asked for: stays in its temporary directory
+        shutil.copytree(self.staging, self.publish_to, dirs_exist_ok=True)
+        shutil.rmtree(self.staging, ignore_errors=True)
+        return cdk.cx_api.CloudAssembly(str(self.publish_to))
 
 
 def build_app(
@@ -30,24 +62,37 @@ def build_app(
     *,
     outdir: str | None = None,
     context: Mapping[str, Any] | None = None,
-) -> tuple[cdk.App, dict[str, PlatformStage]]:
-    app = cdk.App(outdir=outdir, context={**FEATURE_FLAGS, **(context or {})})
-    stages = {
-        name: PlatformStage(app, config=config, job_groups=job_groups)
-        for name, config in environments.items()
-    }
+) -> tuple[PlatformApp, dict[str, PlatformStage]]:
+    """:param outdir: where the assembly goes; default: the CLI's CDK_OUTDIR."""
+    target = outdir or os.environ.get("CDK_OUTDIR")
+    app = PlatformApp(
+        publish_to=Path(target) if target else None,
+        context={**FEATURE_FLAGS, **(context or {})},
+    )
+    try:
+        stages = {
+            name: PlatformStage(app, config=config, job_groups=job_groups)
+            for name, config in environments.items()
+        }
+    except BaseException:
+        app.discard()
+        raise
     # Findings are errors: synth fails on any finding not acknowledged with a reason.
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return app, stages
 
 
-def synth(app: cdk.App, stages: Mapping[str, PlatformStage]) -> cdk.cx_api.CloudAssembly:
-    """Synthesize, then write each environment's manifest to cdk.out/manifests/<env>.json."""
-    assembly = app.synth()
+def synth(app: PlatformApp, stages: Mapping[str, PlatformStage]) -> cdk.cx_api.CloudAssembly:
+    """Synthesize, write each environment's manifest to manifests/<env>.json, publish."""
+    try:
+        assembly = app.synth()
+    except BaseException:
+        app.discard(keep=(VALIDATION_REPORT,))
+        raise
     directory = Path(assembly.directory) / MANIFEST_DIR
     directory.mkdir(parents=True, exist_ok=True)
     for name, stage in stages.items():
         (directory / f"{name}.json").write_text(
             json.dumps(stage.manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8"
         )
-    return assembly
+    return app.publish(assembly)

@@ -1,0 +1,207 @@
+"""The bad-input corpus: malformed jobs, pools and environments, each refused through the
+real app build before any template is written, naming the job or environment, the field
+and what is allowed. A coverage test keeps the corpus in step with the declarations."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import aws_ecs as ecs
+
+from config import ENVIRONMENTS, ConfigError, EnvironmentConfig, PoolConfig
+from constructs_lib.job import JobConfigError, JobImage, MlJob, Partitions
+from stacks.jobs_stack import JobsStack
+from stacks.platform_app import build_app, synth
+
+DEV = ENVIRONMENTS["dev"]
+JOB = "corpus-job"
+
+
+@dataclass(frozen=True)
+class Bad:
+    covers: str
+    """The declaration field this entry gets wrong (``network.cidr``, ``pools.slots``)."""
+    allowed: str
+    """What the error must say is allowed."""
+    job: dict[str, Any] = field(default_factory=dict)
+    env: dict[str, Any] = field(default_factory=dict)
+    names: str = ""
+    """The field as the error names it, when it differs from ``covers``."""
+
+
+def net(**kw: Any) -> dict[str, Any]:
+    return {"network": replace(DEV.network, **kw)}
+
+
+def air(**kw: Any) -> dict[str, Any]:
+    return {"airflow": replace(DEV.airflow, **kw)}
+
+
+def budget(**kw: Any) -> dict[str, Any]:
+    return {"ecs_budget": replace(DEV.ecs_budget, **kw)}
+
+
+def compute(**kw: Any) -> dict[str, Any]:
+    return {"compute": replace(DEV.compute, **kw)}
+
+
+def pools(*extra: PoolConfig) -> dict[str, Any]:
+    return {"pools": (*DEV.pools, *extra)}
+
+
+LOG_DAYS = "allowed: (1, 3, 5, 7, 14"
+JOBS = [
+    Bad("name", "lowercase letters, digits and single hyphens", job={"name": "Bad_Name"}),
+    Bad("image", "JobImage.from_directory", job={"image": "models/dynamic_pricing"}),
+    Bad("image", "no Dockerfile in 'models'", job={"image": JobImage.from_directory("models")}),
+    Bad("team", "name the owning team", job={"team": ""}),
+    Bad("team", "must be 0-256 of letters", job={"team": "pricing|ops"}),
+    Bad("description", "one line of at most 256", job={"description": "two\nlines"}),
+    Bad("command", "list of strings", job={"command": "--horizon 24"}),
+    Bad("cpu", "256, 512, 1024, 2048, 4096, 8192, 16384", job={"cpu": 300}),
+    Bad("memory_mib", "[512, 1024, 2048]", job={"cpu": 256, "memory_mib": 4096}),
+    Bad("ephemeral_storage_gib", "21-200", job={"ephemeral_storage_gib": 10}),
+    Bad("cpu_architecture", "ecs.CpuArchitecture.X86_64 or .ARM64",
+        job={"cpu_architecture": "arm64"}),
+    Bad("environment", "pass it in 'secrets'", job={"environment": {"DB_PASSWORD": "x"}}),
+    Bad("environment", "is set by the platform", job={"environment": {"ML_PARTITIONS": "x"}}),
+    Bad("secrets", "must be an ecs.Secret", job={"secrets": {"DB_URL": "postgres://x"}}),
+    Bad("schedule", "'@hourly'", job={"schedule": "every hour"}),
+    Bad("schedule", "'@hourly'", job={"schedule": "61 * * * *"}),
+    Bad("partitions", "Partitions.static", job={"partitions": ["a", "b"]}),
+    Bad("partitions", "at least one", job={"partitions": Partitions.static([])}),
+    Bad("chunk_size", "must be an integer >= 1", job={"chunk_size": 0}),
+    Bad("chunk_size", "raise chunk_size",
+        job={"partitions": Partitions.static([f"p{i}" for i in range(5000)])}),
+    Bad("pool", "declared: ['forecast', 'pricing', 'batch']", job={"pool": "gpu"}),
+    Bad("pool_slots", "must be 1-20", job={"pool": "pricing", "pool_slots": 21}),
+    Bad("retries", "must be 0-10", job={"retries": 11}),
+    Bad("retry_delay", "a cdk.Duration", job={"retry_delay": 300}),
+    Bad("retry_exponential_backoff", "True or False", job={"retry_exponential_backoff": "yes"}),
+    Bad("max_retry_delay", "at least retry_delay",
+        job={"retry_delay": cdk.Duration.minutes(10), "max_retry_delay": cdk.Duration.minutes(1)}),
+    Bad("execution_timeout", "at least 1 minute",
+        job={"execution_timeout": cdk.Duration.seconds(10)}),
+    Bad("max_active_runs", "must be 1-16", job={"max_active_runs": 0}),
+    Bad("capacity", "'on-demand', 'spot', 'spot-with-fallback'", job={"capacity": "cheap"}),
+    Bad("cost_center", "must be 0-256 of letters", job={"cost_center": "cc|2001"}),
+    Bad("tags", "not starting with 'aws:'", job={"tags": {"aws:owner": "x"}}),
+    Bad("tags", "must be 0-256", job={"tags": {"note": "x" * 300}}),
+]  # fmt: skip
+
+ENVS = [
+    Bad("name", "2-12 lowercase letters/digits", env={"name": "Prod!"}),
+    Bad("account", "set both or neither", env={"account": "123456789012"},
+        names="account'/'region"),
+    Bad("account", "must be 12 digits", env={"account": "123", "region": "eu-west-1"}),
+    Bad("region", "not an AWS region", env={"account": "123456789012", "region": "mars-1"}),
+    Bad("network.vpc_id", "vpc-xxxxxxxx", env=net(vpc_id="vpc-1")),
+    Bad("network.vpc_id", "needs 'account' and 'region'", env=net(vpc_id="vpc-0123456789abcdef0")),
+    Bad("network.cidr", "/16 to /24", env=net(cidr="10.0.0.0/8")),
+    Bad("network.max_azs", "MWAA needs two AZs", env=net(max_azs=1)),
+    Bad("network.nat_gateways", "must be 0-2", env=net(nat_gateways=3)),
+    Bad("network.interface_endpoints", "cannot pull images", env=net(interface_endpoints=False)),
+    Bad("network.flow_log_retention_days", LOG_DAYS, env=net(flow_log_retention_days=2)),
+    Bad("compute.default_capacity", "'spot-with-fallback'", env=compute(default_capacity="cheap")),
+    Bad("compute.enhanced_container_insights", "True or False",
+        env=compute(enhanced_container_insights="yes")),
+    Bad("airflow.version", "Airflow 3.x.y", env=air(version="2.10.3")),
+    Bad("airflow.environment_class", "mw1.micro", env=air(environment_class="mw1.huge")),
+    Bad("airflow.min_workers", "1 <= min <= max <= 25", env=air(min_workers=5, max_workers=2),
+        names="airflow.min_workers'/'max_workers"),
+    Bad("airflow.max_workers", "1 <= min <= max <= 25", env=air(max_workers=30),
+        names="airflow.min_workers'/'max_workers"),
+    Bad("airflow.schedulers", "must be 2-5", env=air(schedulers=1)),
+    Bad("airflow.webserver_access", "WebserverAccess.PRIVATE", env=air(webserver_access="public")),
+    Bad("airflow.max_map_length", "must be 1-100000", env=air(max_map_length=0)),
+    Bad("airflow.triggerer_capacity", "must be 1-10000", env=air(triggerer_capacity=0)),
+    Bad("airflow.triggerers", "must be 1-10", env=air(triggerers=0)),
+    Bad("airflow.weekly_maintenance_window_start", "'SUN:03:00'",
+        env=air(weekly_maintenance_window_start="Sunday 3am")),
+    Bad("airflow.log_level", "CRITICAL, ERROR, WARNING, INFO, DEBUG", env=air(log_level="LOUD")),
+    Bad("ecs_budget.launches_per_second", "at most 20", env=budget(launches_per_second=50)),
+    Bad("ecs_budget.launch_burst", "must be 1-100", env=budget(launch_burst=500)),
+    Bad("ecs_budget.reads_per_second", "above 0", env=budget(reads_per_second=0)),
+    Bad("ecs_budget.read_burst", "must be 1-100", env=budget(read_burst=0)),
+    Bad("ecs_budget.log_reads_per_second", "at most 10", env=budget(log_reads_per_second=11)),
+    Bad("ecs_budget.poll_interval_seconds", "must be 1-300", env=budget(poll_interval_seconds=0.5)),
+    Bad("ecs_budget.log_lines", "must be 1-10000", env=budget(log_lines=0)),
+    Bad("log_retention_days", LOG_DAYS, env={"log_retention_days": 10}),
+    Bad("removal_policy", "RemovalPolicy.DESTROY", env={"removal_policy": "delete"}),
+    Bad("pools", "declare at least one pool", env={"pools": ()}),
+    Bad("pools", "declared twice", env={"pools": DEV.pools + DEV.pools[:1]}),
+    Bad("pools.name", "letters, digits, _ . -", env=pools(PoolConfig("b a d", 1)), names="name"),
+    Bad("pools.slots", "must be 1-10000", env=pools(PoolConfig("gpu", 0)), names="slots"),
+    Bad("pools.description", "0-200 characters", env=pools(PoolConfig("gpu", 1, "x" * 201)),
+        names="description"),
+    Bad("default_pool", "declared: ['forecast', 'pricing', 'batch']", env={"default_pool": "gpu"}),
+    Bad("tags", "not starting with 'aws:'", env={"tags": {"aws:x": "y"}}),
+]  # fmt: skip
+
+
+def declare_one(overrides: dict[str, Any]) -> Any:
+    def declare(stack: JobsStack) -> None:
+        props: dict[str, Any] = {
+            "name": JOB,
+            "team": "tests",
+            "image": JobImage.from_directory("models/dynamic_pricing"),
+            "schedule": "@hourly",
+            "partitions": Partitions.static(["a", "b"]),
+        }
+        MlJob(stack, "Job", platform=stack.platform, **(props | overrides))
+
+    return declare
+
+
+def build_and_synth(bad: Bad, outdir: Path) -> None:
+    """What `cdk synth` runs (app.py), with one bad declaration."""
+    environment = replace(DEV, **bad.env)
+    app, stages = build_app(
+        {environment.name: environment}, {"corpus": declare_one(bad.job)}, outdir=str(outdir)
+    )
+    synth(app, stages)
+
+
+@pytest.mark.parametrize(
+    "bad", JOBS + ENVS, ids=lambda bad: f"{'job' if bad.job else 'env'}-{bad.covers}"
+)
+def test_bad_input_is_refused_before_any_template_is_written(bad: Bad, tmp_path: Path) -> None:
+    outdir = tmp_path / "cdk.out"
+    with pytest.raises((ConfigError, JobConfigError)) as caught:
+        build_and_synth(bad, outdir)
+    message = str(caught.value)
+    if bad.job:
+        name = bad.job.get("name", JOB)
+        assert f"job {name!r} in environment 'dev' is invalid" in message, message
+    else:
+        assert f"environment {bad.env.get('name', 'dev')!r} is invalid" in message, message
+    assert f"field '{bad.names or bad.covers}'" in message, message
+    assert bad.allowed in message, message
+    assert not [p for p in outdir.rglob("*") if p.is_file()], "something was written"
+
+
+def test_the_corpus_covers_every_declared_field() -> None:
+    job_fields = set(inspect.signature(MlJob.__init__).parameters) - {
+        "self", "scope", "id", "platform"
+    }  # fmt: skip
+    nested = {"network", "compute", "airflow", "ecs_budget"}
+    env_fields = {f.name for f in dataclasses.fields(EnvironmentConfig)} - nested
+    for name in nested:
+        kind = type(getattr(DEV, name))
+        env_fields |= {f"{name}.{f.name}" for f in dataclasses.fields(kind)}
+    env_fields |= {f"pools.{f.name}" for f in dataclasses.fields(PoolConfig)}
+    assert job_fields - {bad.covers for bad in JOBS} == set()
+    assert env_fields - {bad.covers for bad in ENVS} == set()
+    assert len(JOBS) + len(ENVS) >= 30
+
+
+def test_a_good_declaration_synthesizes(tmp_path: Path) -> None:
+    """The corpus's baseline is valid, so each entry fails for its own reason."""
+    build_and_synth(Bad("", "", job={"cpu_architecture": ecs.CpuArchitecture.ARM64}), tmp_path)
+    assert (tmp_path / "manifests" / "dev.json").is_file()
