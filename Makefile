@@ -14,7 +14,7 @@ PY := $(VENV)/bin/python
 CDK := node_modules/.bin/cdk
 OUT := cdk.out
 
-.PHONY: help install synth test lint typecheck unit snapshots schema clean demo bench
+.PHONY: help install synth test lint typecheck unit snapshots schema clean demo bench faults
 
 help:
 	@echo "make synth      install everything, synthesize every environment offline, print a summary"
@@ -23,6 +23,7 @@ help:
 	@echo "make schema     regenerate schemas/job-manifest.schema.json"
 	@echo "make demo       run the example jobs end to end on 127.0.0.1 (after make synth)"
 	@echo "make bench      2,000 tasks at the top of the hour: the stock operator vs this platform"
+	@echo "make faults     the fault matrix: each failure through a real Airflow, as a table"
 
 $(CURDIR)/.tools/bin/uv:
 	python3 -m venv .tools
@@ -71,3 +72,7 @@ demo: install
 # BENCH_ARGS="--tasks 10000" for the large burst; see `python -m bench.burst --help`.
 bench: install
 	$(PY) -m bench.burst $(BENCH_ARGS)
+
+faults: install
+	@test -f $(OUT)/manifests/dev.json || { echo "run 'make synth' first"; exit 2; }
+	$(PY) -m simulator.faults --cdk-out $(OUT)

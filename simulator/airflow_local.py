@@ -17,6 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,8 @@ class LocalAirflow:
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
             "AIRFLOW__TRIGGERER__CAPACITY": "1000",
+            # A killed triggerer's triggers move to a live one after this many seconds.
+            "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "10",
             "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(connection),
             "ML_PLATFORM_MANIFEST": str(home / "manifest.json"),
             "ML_PLATFORM_POLL_SECONDS": str(poll_seconds),
@@ -113,18 +116,73 @@ class LocalAirflow:
         (self.home / "pools.json").write_text(json.dumps(import_document(pools)))
         self.airflow("db", "migrate")
         self.airflow("pools", "import", str(self.home / "pools.json"))
-        for component in COMPONENTS:
-            log = open(self.home / f"{component}.log", "wb")  # noqa: SIM115 (closed by the process)
-            self.processes.append(
-                subprocess.Popen(
-                    [str(Path(sys.executable).parent / "airflow"), component],
-                    env=self.env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            )
+        self.processes = [self._spawn(component) for component in COMPONENTS]
         return self
+
+    def _spawn(self, component: str) -> subprocess.Popen[bytes]:
+        log = open(self.home / f"{component}.log", "ab")  # noqa: SIM115 (closed by the process)
+        return subprocess.Popen(
+            [str(Path(sys.executable).parent / "airflow"), component],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def kill(self, component: str, sig: signal.Signals = signal.SIGKILL) -> None:
+        """Kill one component (SIGKILL: no clean-up runs, as when a host dies)."""
+        process = self.processes[COMPONENTS.index(component)]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        process.wait(timeout=60)
+
+    def revive(self, component: str) -> None:
+        self.processes[COMPONENTS.index(component)] = self._spawn(component)
+
+    def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """Call the public REST API (``/api/v2``) as an admin."""
+        base = f"http://127.0.0.1:{self.port}"
+        with urllib.request.urlopen(f"{base}/auth/token", timeout=30) as reply:
+            token = json.loads(reply.read())["access_token"]
+        request = urllib.request.Request(
+            f"{base}/api/v2{path}",
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as reply:
+            return json.loads(reply.read() or b"null")
+
+    def fail_try_as_lost(self, dag_id: str, run_id: str, task_id: str, map_index: int) -> None:
+        """End the current try the way Airflow ends a try whose process vanished.
+
+        The scheduler's heartbeat-timeout path ends in ``TaskInstance.handle_failure``;
+        this runs that same call (up for retry while tries are left), nothing else.
+        """
+        script = (
+            "import sys\n"
+            "from sqlalchemy import select\n"
+            "from airflow.models.dagbag import DBDagBag\n"
+            "from airflow.models.taskinstance import TaskInstance as TI\n"
+            "from airflow.utils.session import create_session\n"
+            "dag_id, run_id, task_id, map_index = sys.argv[1:5]\n"
+            "with create_session() as session:\n"
+            "    ti = session.scalars(select(TI).where(TI.dag_id == dag_id, TI.run_id == run_id,"
+            " TI.task_id == task_id, TI.map_index == int(map_index))).one()\n"
+            "    dag = DBDagBag(load_op_links=False).get_dag_for_run(ti.dag_run, session=session)\n"
+            "    ti.task = dag.get_task(task_id)\n"
+            "    ti.handle_failure('the process running this try was lost', session=session)\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", script, dag_id, run_id, task_id, str(map_index)],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"could not fail the try:\n{result.stderr[-3000:]}")
 
     def stop(self) -> None:
         for process in self.processes:
