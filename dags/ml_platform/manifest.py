@@ -190,22 +190,24 @@ class Manifest(_Model):
 
 
 def _describe(error: ErrorDetails, data: Any) -> str:
-    """Turn a pydantic error location into 'job <name>: field <path>: <message>'."""
+    """Turn a pydantic error location into '<job, pool or environment>: field <path>: ...'."""
     loc = list(error["loc"])
-    where = "manifest"
-    if len(loc) >= 2 and loc[0] == "jobs" and isinstance(loc[1], int):
+    env = data.get("environment") if isinstance(data, dict) else None
+    where = f"environment {env!r}" if isinstance(env, str) and env else "manifest"
+    if len(loc) >= 2 and loc[0] in ("jobs", "pools") and isinstance(loc[1], int):
+        kind = loc[0][:-1]
         name = None
-        jobs = data.get("jobs") if isinstance(data, dict) else None
-        if isinstance(jobs, list) and loc[1] < len(jobs) and isinstance(jobs[loc[1]], dict):
-            name = jobs[loc[1]].get("name")
-        where = f"job {name!r}" if name else f"job #{loc[1]}"
+        items = data.get(loc[0]) if isinstance(data, dict) else None
+        if isinstance(items, list) and loc[1] < len(items) and isinstance(items[loc[1]], dict):
+            name = items[loc[1]].get("name")
+        where = f"{kind} {name!r}" if name else f"{kind} #{loc[1]}"
         loc = loc[2:]
     field = ".".join(str(part) for part in loc)
     if not field:
         return f"{error['msg'].removeprefix('Value error, ')}"
     allowed = ""
     ctx = error.get("ctx") or {}
-    if "pattern" in ctx:
+    if "pattern" in ctx and str(ctx["pattern"]) not in error["msg"]:
         allowed = f" (allowed: {ctx['pattern']})"
     return f"{where}: field {field!r}: {error['msg']}{allowed}"
 

@@ -54,21 +54,42 @@ def _valid(synthesized: Synthesized) -> dict[str, Any]:
     return copy.deepcopy(synthesized.manifest("dev"))
 
 
+FC, DP, AD = "job 'location-forecast'", "job 'dynamic-pricing'", "job 'anomaly-detector'"
+ENV = "environment 'dev'"
+
+
 @pytest.mark.parametrize(
-    ("path", "value", "expected"),
+    ("path", "value", "where", "allowed"),
     [
-        (("jobs", 0, "chunk_size"), 0, "job 'location-forecast': field 'chunk_size'"),
-        (("jobs", 1, "capacity"), "cheap", "job 'dynamic-pricing': field 'capacity'"),
-        (("jobs", 2, "name"), "Bad Name", "field 'name'"),
-        (("jobs", 0, "retry", "retries"), -1, "field 'retry.retries'"),
-        (("jobs", 1, "partitions", "kind"), "ftp", "field 'partitions'"),
-        (("jobs", 1, "pool"), "nope", "job 'dynamic-pricing': field 'pool': 'nope' is not"),
-        (("schema_version",), 2, "field 'schema_version'"),
-        (("network", "assign_public_ip"), True, "field 'network.assign_public_ip'"),
+        (("jobs", 0, "chunk_size"), 0, f"{FC}: field 'chunk_size'", "greater than or equal to 1"),
+        (("jobs", 1, "capacity"), "cheap", f"{DP}: field 'capacity'",
+         "'on-demand', 'spot' or 'spot-with-fallback'"),
+        (("jobs", 2, "name"), "Bad Name", "job 'Bad Name': field 'name'", "^[a-z][a-z0-9]*"),
+        (("jobs", 0, "retry", "retries"), -1, f"{FC}: field 'retry.retries'", "greater than"),
+        (("jobs", 1, "partitions", "kind"), "ftp", f"{DP}: field 'partitions'", "'static', 's3'"),
+        (("jobs", 1, "partitions", "values"), [], f"{DP}: field 'partitions.static.values'",
+         "at least 1 item"),
+        (("jobs", 1, "pool"), "nope", f"{DP}: field 'pool': 'nope' is not", "declared pools"),
+        (("jobs", 0, "cpu"), "big", f"{FC}: field 'cpu'", "valid integer"),
+        (("jobs", 0, "logs", "group"), "", f"{FC}: field 'logs.group'", "at least 1 character"),
+        (("jobs", 0, "tags"), {"a": 1}, f"{FC}: field 'tags.a'", "valid string"),
+        (("jobs", 2, "execution_timeout_seconds"), 0, f"{AD}: field 'execution_timeout_seconds'",
+         "greater than or equal to 1"),
+        (("jobs", 0, "max_active_runs"), 0, f"{FC}: field 'max_active_runs'", "greater than"),
+        (("schema_version",), 2, f"{ENV}: field 'schema_version'", "Input should be 1"),
+        (("region",), "", f"{ENV}: field 'region'", "at least 1 character"),
+        (("network", "assign_public_ip"), True, f"{ENV}: field 'network.assign_public_ip'",
+         "Input should be False"),
+        (("network", "subnets"), [], f"{ENV}: field 'network.subnets'", "at least 1 item"),
+        (("max_map_length",), 0, f"{ENV}: field 'max_map_length'", "greater than or equal to 1"),
+        (("fleet", "poll_interval"), 0, f"{ENV}: field 'fleet.poll_interval'", "greater than"),
+        (("fleet", "log_lines"), 0, f"{ENV}: field 'fleet.log_lines'", "greater than"),
+        (("pools", 0, "slots"), 0, "pool 'forecast': field 'slots'", "greater than"),
+        (("pools", 0, "name"), "b a d", "pool 'b a d': field 'name'", "^[A-Za-z0-9_.-]{1,50}$"),
     ],
-)
+)  # fmt: skip
 def test_malformed_manifest_names_job_and_field(
-    synthesized: Synthesized, path: tuple[Any, ...], value: Any, expected: str
+    synthesized: Synthesized, path: tuple[Any, ...], value: Any, where: str, allowed: str
 ) -> None:
     data = _valid(synthesized)
     target = data
@@ -77,7 +98,9 @@ def test_malformed_manifest_names_job_and_field(
     target[path[-1]] = value
     with pytest.raises(ManifestError) as caught:
         parse_manifest(data)
-    assert expected in str(caught.value)
+    message = str(caught.value)
+    assert where in message, message
+    assert allowed in message, message
 
 
 def test_unknown_field_is_refused(synthesized: Synthesized) -> None:
