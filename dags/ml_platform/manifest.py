@@ -195,7 +195,7 @@ def _describe(error: ErrorDetails, data: Any) -> str:
     env = data.get("environment") if isinstance(data, dict) else None
     where = f"environment {env!r}" if isinstance(env, str) and env else "manifest"
     if len(loc) >= 2 and loc[0] in ("jobs", "pools") and isinstance(loc[1], int):
-        kind = loc[0][:-1]
+        kind = str(loc[0])[:-1]
         name = None
         items = data.get(loc[0]) if isinstance(data, dict) else None
         if isinstance(items, list) and loc[1] < len(items) and isinstance(items[loc[1]], dict):
