@@ -8,6 +8,12 @@ import aws_cdk as cdk
 from constructs import IConstruct
 
 PACK = "AwsSolutions"
+NIST = "NIST.800.53.R5"
+#: The same reason serves every role whose grants CDK writes as its default policy.
+ONE_ROLE_POLICY = (
+    "CDK writes this role's grants as one policy attached to this role only, created and "
+    "deleted with it; a customer-managed policy would add shared surface, not control."
+)
 
 
 def _render(value: Any) -> str:
@@ -33,8 +39,9 @@ def acknowledge(
     resource: str | None = None,
     action: str | None = None,
     policy: str | None = None,
+    pack: str = PACK,
 ) -> None:
-    """Acknowledge ``AwsSolutions-<rule>`` on ``scope`` and its children.
+    """Acknowledge ``<pack>-<rule>`` (AwsSolutions or NIST 800-53 r5) on ``scope`` and below.
 
     ``resource``/``action``/``policy`` narrow it to one finding (a wildcard resource ARN,
     a wildcard action, a managed policy ARN); tokens are spelled as cdk-nag spells them.
@@ -45,7 +52,7 @@ def acknowledge(
             spelled = _render(cdk.Stack.of(scope).resolve(value))
             evidence = f"[{kind}::{spelled}]"
     cdk.Validations.of(scope).acknowledge(
-        cdk.Acknowledgment(id=f"{PACK}-{rule}{evidence}", reason=reason)
+        cdk.Acknowledgment(id=f"{pack}-{rule}{evidence}", reason=reason)
     )
 
 

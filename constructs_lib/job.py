@@ -27,7 +27,7 @@ from croniter import croniter
 
 from config.model import Capacity, EnvironmentConfig, tag_problems
 from constructs_lib import defaults
-from constructs_lib.acknowledgements import acknowledge
+from constructs_lib.acknowledgements import NIST, ONE_ROLE_POLICY, acknowledge
 from ml_platform.manifest import NAME_MAX_LENGTH, NAME_PATTERN
 
 __all__ = ["JobConfigError", "JobImage", "JobPlatform", "MlJob", "Partitions"]
@@ -428,6 +428,8 @@ class MlJob(Construct):
         for key, value in self.job_tags.items():
             cdk.Tags.of(self).add(key, value)
 
+        # Both roles: the execution role's pulls and log writes, the task role's grants.
+        acknowledge(self, "IAMNoInlinePolicy", ONE_ROLE_POLICY, pack=NIST)
         acknowledge(
             self.task_definition,
             "ECS2",

@@ -8,7 +8,12 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from config.model import NetworkConfig
-from constructs_lib.acknowledgements import ignore_lint_in_cdk_provider
+from constructs_lib.acknowledgements import (
+    NIST,
+    ONE_ROLE_POLICY,
+    acknowledge,
+    ignore_lint_in_cdk_provider,
+)
 from constructs_lib.defaults import retention
 from constructs_lib.encryption import LogEncryptionKey
 
@@ -107,13 +112,14 @@ class PlatformNetwork(Construct):
             encryption_key=flow_key.key,
             removal_policy=removal_policy,
         )
-        ec2.FlowLog(
+        flow_log = ec2.FlowLog(
             self,
             "FlowLog",
             resource_type=ec2.FlowLogResourceType.from_vpc(self.vpc),
             destination=ec2.FlowLogDestination.to_cloud_watch_logs(self.flow_log_group),
             traffic_type=ec2.FlowLogTrafficType.ALL,
         )
+        acknowledge(flow_log, "IAMNoInlinePolicy", ONE_ROLE_POLICY, pack=NIST)
 
         self.vpc.add_gateway_endpoint(
             "S3Endpoint",

@@ -1,4 +1,5 @@
-"""Builds the CDK app: one PlatformStage per environment, cdk-nag on all of them."""
+"""Builds the CDK app: one PlatformStage per environment, cdk-nag's AwsSolutions and
+NIST 800-53 rev 5 packs on all of them."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
-from cdk_nag import AwsSolutionsChecks
+from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks
 
 from config.model import EnvironmentConfig
 from stacks.platform_stage import JobGroup, PlatformStage
@@ -78,7 +79,7 @@ def build_app(
         app.discard()
         raise
     # Findings are errors: synth fails on any finding not acknowledged with a reason.
-    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app), NIST80053R5Checks(app))
     return app, stages
 
 

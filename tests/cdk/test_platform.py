@@ -297,10 +297,9 @@ def test_pools_are_upserted_in_mwaa_at_deploy_time(synthesized: Synthesized) -> 
         }
     # Only after the environment exists, from inside the VPC, as Airflow's Op role only.
     assert any("MwaaEnvironment" in d for d in upserts[0]["DependsOn"])
-    functions = [
-        f for f in resources(template, "AWS::Lambda::Function") if "VpcConfig" in f["Properties"]
-    ]
-    assert len(functions) == 1
+    # The pools call and the DAG deployment both run inside the VPC.
+    functions = resources(template, "AWS::Lambda::Function")
+    assert len(functions) == 2 and all("VpcConfig" in f["Properties"] for f in functions)
     statements = [
         s
         for p in resources(template, "AWS::IAM::Policy")
