@@ -493,10 +493,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--timeout",
         type=float,
-        default=720.0,
-        help="seconds per path; tasks not done by then count as unfinished",
+        default=None,
+        help="seconds per path; tasks not done by then count as unfinished "
+        "(default: the launch-limited ramp plus the longest run plus 300 s)",
     )
     args = parser.parse_args(argv)
+    if args.timeout is None:
+        # ECS admits 100 launches, then 20/s; the stock path needs the slack.
+        ramp = max(args.tasks - 100, 0) / 20
+        args.timeout = ramp + args.run_seconds[1] + 300
     quiet()
     results = []
     for path in args.paths.split(","):
