@@ -33,11 +33,17 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen
 	@touch $@
 
+# checkov pins boto3 1.35, which Airflow's Amazon provider cannot share: its own venv.
+CHECKOV_PROJECT := tools/checkov
+$(CHECKOV_PROJECT)/.venv/.synced: $(CHECKOV_PROJECT)/pyproject.toml $(CHECKOV_PROJECT)/uv.lock | $(UV)
+	$(UV) sync --frozen --project $(CHECKOV_PROJECT)
+	@touch $@
+
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-install: $(VENV)/.synced node_modules/.installed
+install: $(VENV)/.synced $(CHECKOV_PROJECT)/.venv/.synced node_modules/.installed
 
 synth: install
 	@rm -rf $(OUT)

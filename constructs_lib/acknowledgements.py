@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import aws_cdk as cdk
@@ -70,3 +71,47 @@ def ignore_lint_in_cdk_provider(
                 if isinstance(construct, cdk.CfnResource):
                     construct.add_metadata("cfn-lint", {"config": {"ignore_checks": [rule]}})
                     construct.add_metadata("LintAcknowledgements", {rule: reason})
+
+
+def skip_checkov(resources: Iterable[cdk.CfnResource], check: str, reason: str) -> None:
+    """Record a checkov skip (``Metadata.checkov.skip``) with its reason on each resource."""
+    for resource in resources:
+        current = resource.get_metadata("checkov") or {}
+        skips = [*current.get("skip", []), {"id": check, "comment": reason}]
+        resource.add_metadata("checkov", {**current, "skip": skips})
+
+
+def cdk_provider_functions(stack: cdk.Stack, provider_id_prefix: str) -> list[cdk.CfnResource]:
+    """The Lambda functions of a CDK-owned provider singleton at ``stack``'s root."""
+    return [
+        construct
+        for child in stack.node.children
+        if child.node.id.startswith(provider_id_prefix)
+        for construct in child.node.find_all()
+        if isinstance(construct, cdk.CfnResource)
+        and construct.cfn_resource_type == "AWS::Lambda::Function"
+    ]
+
+
+#: checkov's findings on CDK's deploy-time handlers, and why they do not apply.
+DEPLOY_TIME_HANDLER_SKIPS = {
+    "CKV_AWS_115": "CDK's deploy-time handler: CloudFormation invokes it once per resource "
+    "event, so a reserved-concurrency limit would guard nothing.",
+    "CKV_AWS_116": "CDK's deploy-time handler: CloudFormation waits for its answer and "
+    "reports any failure itself; a dead-letter queue would stay empty.",
+}
+#: For CDK's CustomResourceProvider handlers, which have no VPC option.
+NO_VPC_OPTION = (
+    "CDK's CustomResourceProvider offers no VPC setting; the handler calls only the "
+    "S3 or EC2 control-plane API during deployments."
+)
+
+
+def skip_checkov_in_cdk_provider(
+    stack: cdk.Stack, provider_id_prefix: str, *, in_vpc: bool
+) -> None:
+    functions = cdk_provider_functions(stack, provider_id_prefix)
+    for check, reason in DEPLOY_TIME_HANDLER_SKIPS.items():
+        skip_checkov(functions, check, reason)
+    if not in_vpc:
+        skip_checkov(functions, "CKV_AWS_117", NO_VPC_OPTION)

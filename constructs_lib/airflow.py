@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
@@ -19,7 +19,10 @@ from constructs_lib.acknowledgements import (
     NIST,
     ONE_ROLE_POLICY,
     acknowledge,
+    cdk_provider_functions,
     ignore_lint_in_cdk_provider,
+    skip_checkov,
+    skip_checkov_in_cdk_provider,
 )
 from ml_platform.manifest import Pool
 from ml_platform.pools import bulk_upsert
@@ -408,6 +411,18 @@ class MwaaEnvironment(Construct):
         redundant = "CDK adds a DependsOn that its own GetAtt already implies: harmless."
         for provider in ("Custom::CDKBucketDeployment", "Custom::S3AutoDeleteObjects"):
             ignore_lint_in_cdk_provider(stack, provider, "W3005", redundant)
+        skip_checkov_in_cdk_provider(stack, "Custom::CDKBucketDeployment", in_vpc=True)
+        skip_checkov_in_cdk_provider(stack, "Custom::S3AutoDeleteObjects", in_vpc=False)
+        skip_checkov(
+            cdk_provider_functions(stack, "Custom::CDKBucketDeployment"),
+            "CKV_AWS_173",
+            "Its one environment variable is the CA bundle's file path, not a secret.",
+        )
+        skip_checkov(
+            [cast(cdk.CfnResource, self.access_logs.node.default_child)],
+            "CKV_AWS_18",
+            "This is the access-log destination; logging it into itself would loop.",
+        )
 
 
 class AirflowPools(Construct):
@@ -482,6 +497,7 @@ class AirflowPools(Construct):
         acknowledge(handler, "L1", reason=f"CDK pins the runtime of its handler. {why}")
         acknowledge_deploy_time_handler(handler, why)
         acknowledge(self.resource, "IAMNoInlinePolicy", ONE_ROLE_POLICY, pack=NIST)
+        skip_checkov_in_cdk_provider(stack, AWS_CUSTOM_RESOURCE_HANDLER, in_vpc=True)
         ignore_lint_in_cdk_provider(
             stack,
             AWS_CUSTOM_RESOURCE_HANDLER,

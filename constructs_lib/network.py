@@ -13,6 +13,7 @@ from constructs_lib.acknowledgements import (
     ONE_ROLE_POLICY,
     acknowledge,
     ignore_lint_in_cdk_provider,
+    skip_checkov_in_cdk_provider,
 )
 from constructs_lib.defaults import retention
 from constructs_lib.encryption import LogEncryptionKey
@@ -94,6 +95,9 @@ class PlatformNetwork(Construct):
                 "Custom::VpcRestrictDefaultSG",
                 "W3005",
                 "CDK adds a DependsOn that its own GetAtt already implies: harmless.",
+            )
+            skip_checkov_in_cdk_provider(
+                cdk.Stack.of(self), "Custom::VpcRestrictDefaultSG", in_vpc=False
             )
         self.private_subnets = self.vpc.select_subnets(subnet_type=private_type).subnets
 
