@@ -1,0 +1,254 @@
+"""Least privilege and safe defaults, proven over every synthesized template of every
+environment (not only the example that a unit test builds)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from constructs_lib.job import _SECRET_LIKE
+from tests.conftest import Synthesized
+
+ENVS = ["dev", "prod"]
+# Values that look like credentials, whatever the variable is called.
+SECRET_VALUE = re.compile(r"AKIA[0-9A-Z]{16}|-----BEGIN|password=|://[^/\s:]+:[^@\s]+@", re.I)
+
+
+def resources(
+    synthesized: Synthesized, kind: str, env: str | None = None
+) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(template file, logical id, resource) of every resource of ``kind``."""
+    for path in synthesized.templates():
+        if env is not None and path.parent.name != f"assembly-{env}":
+            continue
+        for logical_id, resource in json.loads(path.read_text())["Resources"].items():
+            if resource["Type"] == kind:
+                yield path.name, logical_id, resource
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def statements_of_role(
+    synthesized: Synthesized, env: str, role_id_part: str
+) -> list[dict[str, Any]]:
+    return [
+        statement
+        for _, _, policy in resources(synthesized, "AWS::IAM::Policy", env)
+        if role_id_part in json.dumps(policy["Properties"]["Roles"])
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def airflow_statements(synthesized: Synthesized, env: str) -> list[dict[str, Any]]:
+    return statements_of_role(synthesized, env, "MwaaExecutionRole")
+
+
+# -- Airflow's role ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_airflow_runs_only_the_declared_families_on_its_cluster(
+    synthesized: Synthesized, env: str
+) -> None:
+    manifest = synthesized.manifest(env)
+    families = {job["task_definition_family"] for job in manifest["jobs"]}
+    launching = [
+        s
+        for s in airflow_statements(synthesized, env)
+        if {"ecs:RunTask", "ecs:StartTask", "ecs:*", "*"} & set(as_list(s["Action"]))
+    ]
+    assert len(launching) == 1
+    (statement,) = launching
+    assert as_list(statement["Action"]) == ["ecs:RunTask"]
+    named = {re.search(r"task-definition/([^:]+):\*", json.dumps(r)) for r in statement["Resource"]}
+    assert {m.group(1) for m in named if m} == families
+    assert len(statement["Resource"]) == len(families)
+    assert list(statement["Condition"]["ArnEquals"]) == ["ecs:cluster"]
+    cluster = statement["Condition"]["ArnEquals"]["ecs:cluster"]
+    # The ARN of this environment's cluster, exported by its Compute stack.
+    assert cluster["Fn::ImportValue"].startswith(f"{env}-Compute:")
+    assert "Cluster" in cluster["Fn::ImportValue"] and "Arn" in cluster["Fn::ImportValue"]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_airflow_passes_only_the_jobs_roles_and_only_to_ecs_tasks(
+    synthesized: Synthesized, env: str
+) -> None:
+    passes = [s for s in airflow_statements(synthesized, env) if "iam:PassRole" in s["Action"]]
+    assert passes
+    job_roles = {
+        logical_id
+        for _, logical_id, role in resources(synthesized, "AWS::IAM::Role", env)
+        if "ecs-tasks.amazonaws.com" in json.dumps(role["Properties"]["AssumeRolePolicyDocument"])
+    }
+    passed = set()
+    for statement in passes:
+        assert statement["Condition"] == {
+            "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
+        }
+        for role in as_list(statement["Resource"]):
+            text = json.dumps(role)
+            passed |= {r for r in job_roles if r in text}
+            assert any(r in text for r in job_roles), role
+    assert passed == job_roles  # the task and execution role of every job, nothing else
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_airflow_reads_logs_only_of_the_jobs_and_its_own(
+    synthesized: Synthesized, env: str
+) -> None:
+    reads = [
+        s
+        for s in airflow_statements(synthesized, env)
+        if any(a.startswith("logs:Get") or a == "logs:*" for a in as_list(s["Action"]))
+    ]
+    for statement in reads:
+        for resource in as_list(statement["Resource"]):
+            text = json.dumps(resource)
+            assert f"/mlp-{env}/jobs/" in text or f"airflow-mlp-{env}-" in text, text
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_airflow_has_no_wildcard_actions_on_ecs_iam_or_everything(
+    synthesized: Synthesized, env: str
+) -> None:
+    for statement in airflow_statements(synthesized, env):
+        for action in as_list(statement["Action"]):
+            assert action not in ("*", "ecs:*", "iam:*", "logs:*", "s3:*"), statement
+
+
+# -- the jobs' roles ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_a_jobs_task_role_has_nothing_it_was_not_granted(
+    synthesized: Synthesized, env: str
+) -> None:
+    # The example jobs grant their model nothing; a grant would show up here.
+    task_roles = [
+        d["Properties"]["TaskRoleArn"]["Fn::GetAtt"][0]
+        for _, _, d in resources(synthesized, "AWS::ECS::TaskDefinition", env)
+    ]
+    assert len(task_roles) == 3
+    for role_id in task_roles:
+        assert statements_of_role(synthesized, env, f'"{role_id}"') == []
+        (role,) = [r for _, i, r in resources(synthesized, "AWS::IAM::Role", env) if i == role_id]
+        assert "ManagedPolicyArns" not in role["Properties"]
+        assert "Policies" not in role["Properties"]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_a_jobs_execution_role_writes_only_its_own_log_group(
+    synthesized: Synthesized, env: str
+) -> None:
+    for _, _, definition in resources(synthesized, "AWS::ECS::TaskDefinition", env):
+        role_id = definition["Properties"]["ExecutionRoleArn"]["Fn::GetAtt"][0]
+        (container,) = definition["Properties"]["ContainerDefinitions"]
+        group = json.dumps(container["LogConfiguration"]["Options"]["awslogs-group"])
+        group_id = json.loads(group)["Ref"]
+        writes = [
+            statement
+            for statement in statements_of_role(synthesized, env, f'"{role_id}"')
+            if any(a.startswith("logs:") for a in as_list(statement["Action"]))
+        ]
+        assert writes
+        for statement in writes:
+            assert group_id in json.dumps(statement["Resource"]), statement
+
+
+# -- network --------------------------------------------------------------------------------
+
+
+def test_no_security_group_admits_the_internet(synthesized: Synthesized) -> None:
+    rules = [
+        rule
+        for _, _, group in resources(synthesized, "AWS::EC2::SecurityGroup")
+        for rule in group["Properties"].get("SecurityGroupIngress", [])
+    ] + [r["Properties"] for _, _, r in resources(synthesized, "AWS::EC2::SecurityGroupIngress")]
+    assert rules
+    for rule in rules:
+        assert rule.get("CidrIp") != "0.0.0.0/0" and rule.get("CidrIpv6") != "::/0", rule
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_tasks_get_no_public_ip_and_run_in_private_subnets(
+    synthesized: Synthesized, env: str
+) -> None:
+    network = synthesized.manifest(env)["network"]
+    assert network["assign_public_ip"] is False
+    subnets = {
+        logical_id: subnet
+        for _, logical_id, subnet in resources(synthesized, "AWS::EC2::Subnet", env)
+    }
+    assert not list(resources(synthesized, "AWS::EC2::InternetGateway", env))
+    for placeholder in network["subnets"]:
+        logical_id = placeholder.strip("${}")
+        assert subnets[logical_id]["Properties"]["MapPublicIpOnLaunch"] is False
+
+
+# -- data at rest ---------------------------------------------------------------------------
+
+
+def test_every_bucket_is_private_encrypted_versioned_and_ssl_only(
+    synthesized: Synthesized,
+) -> None:
+    buckets = list(resources(synthesized, "AWS::S3::Bucket"))
+    assert len(buckets) == 4  # DAG and access-log buckets, per environment
+    policies = [
+        (name, p["Properties"]) for name, _, p in resources(synthesized, "AWS::S3::BucketPolicy")
+    ]
+    for name, logical_id, bucket in buckets:
+        props = bucket["Properties"]
+        assert props["PublicAccessBlockConfiguration"] == {
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
+        }, (name, logical_id)
+        assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+        assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+        (policy,) = [p for n, p in policies if n == name and p["Bucket"] == {"Ref": logical_id}]
+        assert any(
+            s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+            for s in policy["PolicyDocument"]["Statement"]
+        ), logical_id
+
+
+def test_every_log_group_has_retention_and_a_customer_key(synthesized: Synthesized) -> None:
+    groups = list(resources(synthesized, "AWS::Logs::LogGroup"))
+    assert len(groups) == 8  # flow logs + 3 jobs, per environment
+    for name, logical_id, group in groups:
+        assert group["Properties"]["RetentionInDays"] > 0, (name, logical_id)
+        assert "KmsKeyId" in group["Properties"], (name, logical_id)
+
+
+# -- secrets --------------------------------------------------------------------------------
+
+
+def test_no_secret_travels_as_a_plaintext_variable(synthesized: Synthesized) -> None:
+    variables: list[tuple[str, Any]] = []
+    for _, _, definition in resources(synthesized, "AWS::ECS::TaskDefinition"):
+        for container in definition["Properties"]["ContainerDefinitions"]:
+            variables += [(v["Name"], v["Value"]) for v in container.get("Environment", [])]
+    for _, _, function in resources(synthesized, "AWS::Lambda::Function"):
+        variables += function["Properties"].get("Environment", {}).get("Variables", {}).items()
+    for _, _, environment in resources(synthesized, "AWS::MWAA::Environment"):
+        variables += environment["Properties"].get("AirflowConfigurationOptions", {}).items()
+    assert variables
+    for name, value in variables:
+        assert not _SECRET_LIKE.search(name), name
+        assert not SECRET_VALUE.search(json.dumps(value)), name
+
+
+# -- Airflow's web server ---------------------------------------------------------------------
+
+
+def test_the_prod_webserver_is_private(synthesized: Synthesized) -> None:
+    (environment,) = [e for _, _, e in resources(synthesized, "AWS::MWAA::Environment", "prod")]
+    assert environment["Properties"]["WebserverAccessMode"] == "PRIVATE_ONLY"
