@@ -134,6 +134,9 @@ class PathResult:
     ecs_reads_per_s_mean: float = 0.0
     ecs_reads_per_s_peak: int = 0
     ecs_reads_per_s_mean_all_running: float | None = None
+    max_running: int = 0
+    #: Reads per second for every 100 tasks running: flat when reads grow with tasks/100.
+    ecs_reads_per_s_per_100_running: float | None = None
     get_log_events_per_s_mean: float = 0.0
     get_log_events_per_s_peak: int = 0
     throttled_calls: int = 0
@@ -157,6 +160,7 @@ class FakeTI:
         self.run_id = "scheduled__bench"
         self.map_index = index
         self.try_number = 1
+        self.max_tries = 0  # no retries: the first try is the last
 
     def xcom_push(self, key: str, value: Any) -> None:
         """The bench keeps no XCom."""
@@ -423,6 +427,10 @@ def measure(
     if running_at and stops and len(running_at) == result.tasks and min(stops) > max(running_at):
         window_mean, _ = metrics.rate(reads, max(running_at), min(stops))
         result.ecs_reads_per_s_mean_all_running = round(window_mean, 2)
+    result.max_running = metrics.max_running
+    result.ecs_reads_per_s_per_100_running = reads_per_100_running(
+        sim_tasks, metrics, started, ended
+    )
     logs_mean, logs_peak = metrics.rate({"GetLogEvents"}, started, ended)
     result.get_log_events_per_s_mean = round(logs_mean, 2)
     result.get_log_events_per_s_peak = logs_peak
@@ -444,6 +452,27 @@ def measure(
         result.stop_to_finish_p95_s = round(latencies[int(0.95 * (len(latencies) - 1))], 2)
 
 
+def reads_per_100_running(
+    sim_tasks: list[SimTask], metrics: Any, started: float, ended: float
+) -> float | None:
+    """ECS reads per second divided by hundreds of tasks running, over the seconds when
+    at least 100 ran: constant if reads grow with tasks/100, growing if with tasks."""
+    first, last = int(started), int(ended) + 1
+    change = [0] * (last - first + 2)
+    for task in sim_tasks:
+        if task.started_at:
+            change[int(task.started_at) - first] += 1
+            change[int(task.stopped_at or ended) - first + 1] -= 1
+    reads = hundreds = 0.0
+    running = 0
+    for offset, delta in enumerate(change[:-1]):
+        running += delta
+        if running >= 100:
+            hundreds += running / 100
+            reads += sum(metrics.timeline.get(first + offset, {}).get(a, 0) for a in ECS_READS)
+    return round(reads / hundreds, 3) if hundreds else None
+
+
 ROWS = [
     ("tasks failed", "failed"),
     ("  of which by throttling", "failed_by_throttling"),
@@ -454,6 +483,8 @@ ROWS = [
     ("ECS reads/s, mean over the run", "ecs_reads_per_s_mean"),
     ("ECS reads/s, mean while all run", "ecs_reads_per_s_mean_all_running"),
     ("ECS reads/s, peak", "ecs_reads_per_s_peak"),
+    ("most tasks running at once", "max_running"),
+    ("ECS reads/s per 100 tasks running", "ecs_reads_per_s_per_100_running"),
     ("GetLogEvents/s, mean", "get_log_events_per_s_mean"),
     ("GetLogEvents/s, peak", "get_log_events_per_s_peak"),
     ("throttled calls", "throttled_calls"),
