@@ -85,6 +85,7 @@ class FargateJobTrigger(BaseTrigger):
         #: ISO time by which the task must have stopped (the chunk's execution timeout).
         self.deadline = deadline
         self._task_arn: str | None = None
+        self._launch_sent = asyncio.Event()
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -141,9 +142,13 @@ class FargateJobTrigger(BaseTrigger):
     async def _stop_all(self, fleet: Fleet, reason: str) -> list[str]:
         """Stop this try's task; when its ARN is not known yet, every task it may have started."""
         cluster = self.request["cluster"]
-        if self._task_arn is not None:
-            arns = [self._task_arn]
-        else:
+        arns = [self._task_arn] if self._task_arn is not None else []
+        # Killed while RunTask was in flight: ECS may list the task a moment later.
+        for attempt in range(3 if self._launch_sent.is_set() else 1):
+            if arns:
+                break
+            if attempt:
+                await asyncio.sleep(2)
             arns = await fleet.live_tasks(
                 self.request["startedBy"], cluster=cluster, try_number=self.try_number,
                 **self._where(),
@@ -172,6 +177,7 @@ class FargateJobTrigger(BaseTrigger):
             try:
                 task = await fleet.launch(
                     self.request,
+                    sent=self._launch_sent,
                     spot_fallback=self.spot_fallback,
                     aws_conn_id=self.aws_conn_id,
                     region=self.region,

@@ -9,6 +9,8 @@ Every job trigger in a triggerer process shares its ``Fleet``:
 - **Fleet watcher.** One loop calls DescribeTasks with up to 100 task ARNs per call,
   spread evenly over the poll interval and capped by a read bucket, backing off on
   throttling, and hands each stopped task to the trigger waiting for it.
+- **Stops.** StopTask (timeouts, a user's clear or mark) goes through a paced queue that
+  finishes its work even when the caller stops waiting.
 - **Logs.** Each stopped task's last lines are read once, with a single GetLogEvents
   call, through a log bucket. Failed tasks wait for a token; succeeded ones wait at most
   ``log_wait_seconds`` and otherwise point to their CloudWatch stream.
@@ -54,8 +56,9 @@ class FleetConfig:
     log_wait_seconds: float = 2.0
     #: Give up launching (throttling, no capacity) after this long.
     launch_deadline_seconds: float = 1800.0
-    #: Keep retrying a throttled StopTask this long (inside Airflow's 30 s on_kill bound).
-    stop_deadline_seconds: float = 20.0
+    #: StopTask calls per second: a mass clear stops thousands of tasks at once.
+    stop_rate: float = 20.0
+    stop_burst: float = 100.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -123,6 +126,16 @@ class Backoff:
 
 
 @dataclass
+class _Stop:
+    task_arn: str
+    cluster: str
+    reason: str
+    aws_conn_id: str | None
+    region: str
+    done: asyncio.Future[None]
+
+
+@dataclass
 class _Watch:
     futures: dict[str, list[asyncio.Future[dict[str, Any]]]] = field(default_factory=dict)
     misses: dict[str, int] = field(default_factory=dict)
@@ -147,6 +160,9 @@ class Fleet:
         self.launches = AsyncBucket(config.launch_rate, config.launch_burst)
         self.reads = AsyncBucket(config.read_rate, config.read_burst)
         self.log_reads = AsyncBucket(config.log_rate, config.log_burst)
+        self.stops = AsyncBucket(config.stop_rate, config.stop_burst)
+        self._stop_queue: asyncio.Queue[_Stop] = asyncio.Queue()
+        self._stopper: asyncio.Task[None] | None = None
         self._clients: dict[tuple[str, str | None, str], Any] = {}
         self._client_lock = asyncio.Lock()
         self._client_contexts: list[Any] = []
@@ -176,15 +192,26 @@ class Fleet:
     # -- launch admission -----------------------------------------------------------------
 
     async def launch(
-        self, request: dict[str, Any], *, aws_conn_id: str | None, region: str, spot_fallback: bool
+        self,
+        request: dict[str, Any],
+        *,
+        aws_conn_id: str | None,
+        region: str,
+        spot_fallback: bool,
+        sent: asyncio.Event | None = None,
     ) -> dict[str, Any]:
-        """RunTask, paced and retried; returns the started task."""
+        """RunTask, paced and retried; returns the started task.
+
+        :param sent: set just before the first RunTask call leaves (past the bucket).
+        """
         ecs = await self.client("ecs", aws_conn_id, region)
         request = dict(request)
         backoff = Backoff(base=1.0, cap=60.0)
         deadline = time.monotonic() + self.config.launch_deadline_seconds
         while True:
             await self.launches.take()
+            if sent is not None:
+                sent.set()
             try:
                 response = await ecs.run_task(**request)
             except ClientError as error:
@@ -281,18 +308,34 @@ class Fleet:
     async def stop(
         self, task_arn: str, *, cluster: str, reason: str, aws_conn_id: str | None, region: str
     ) -> None:
-        """StopTask, retried on throttling for up to ``stop_deadline_seconds``."""
-        ecs = await self.client("ecs", aws_conn_id, region)
-        backoff = Backoff(base=0.5, cap=5.0)
-        deadline = time.monotonic() + self.config.stop_deadline_seconds
+        """StopTask through a paced queue; wait for it. The stop still happens when the
+        caller gives up waiting (Airflow bounds ``on_kill`` at 30 s; a mass clear of
+        thousands of chunks needs longer at ECS's rate)."""
+        done: asyncio.Future[None] = self.loop.create_future()
+        self._stop_queue.put_nowait(
+            _Stop(task_arn, cluster, reason[:255], aws_conn_id, region, done)
+        )
+        if self._stopper is None or self._stopper.done():
+            self._stopper = self.loop.create_task(self._stop_forever())
+        await asyncio.shield(done)
+
+    async def _stop_forever(self) -> None:
+        backoff = Backoff(base=0.5, cap=10.0)
         while True:
+            stop = await self._stop_queue.get()
+            ecs = await self.client("ecs", stop.aws_conn_id, stop.region)
+            await self.stops.take()
             try:
-                await ecs.stop_task(cluster=cluster, task=task_arn, reason=reason[:255])
-                return
+                await ecs.stop_task(cluster=stop.cluster, task=stop.task_arn, reason=stop.reason)
             except ClientError as error:
-                if error_code(error) not in THROTTLED or time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(backoff.next())
+                if error_code(error) in THROTTLED:
+                    self.stops.penalize(backoff.next())
+                    self._stop_queue.put_nowait(stop)  # again, after the pause
+                    continue
+                log.warning("StopTask %s failed: %s", stop.task_arn, error)
+            backoff.reset()
+            if not stop.done.done():
+                stop.done.set_result(None)
 
     # -- fleet watcher --------------------------------------------------------------------
 
@@ -415,10 +458,11 @@ class Fleet:
                 self.log_reads.penalize(backoff.next())
 
     async def close(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+        for task in (self._sweeper, self._stopper):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         for context in self._client_contexts:
             await context.__aexit__(None, None, None)
         self._clients.clear()

@@ -374,7 +374,8 @@ def test_on_kill_stops_the_task_of_a_cleared_or_failed_try(bench: Bench) -> None
     async def kill_midway() -> None:
         job = trigger(bench, "killed")
         waiting = asyncio.ensure_future(first_event(job, close=False))
-        await asyncio.sleep(1.0)
+        while not running(bench):
+            await asyncio.sleep(0.1)
         waiting.cancel()  # what the triggerer does, then it awaits on_kill
         await asyncio.gather(waiting, return_exceptions=True)
         await job.on_kill()
@@ -454,3 +455,32 @@ def test_started_by_and_client_token_fit_ecs_limits() -> None:
     long = ["x" * 250, "task", "manual__2026-11-24T08:00:00+00:00", 4095, 7]
     assert len(started_by(*long)) == 36 and len(client_token(*long)) == 64
     assert started_by(*long) != started_by(*long[:-1], 8)
+
+
+def test_a_mass_kill_stops_every_task_paced_even_after_on_kill_gives_up(bench: Bench) -> None:
+    bench.behaviour.seconds = 60.0
+    count = 60
+
+    async def scenario() -> float:
+        fleet = Fleet.get(FleetConfig(stop_rate=20, stop_burst=10))
+        triggers = [trigger(bench, f"p{i}") for i in range(count)]
+        waiting = [asyncio.ensure_future(first_event(t, close=False)) for t in triggers]
+        while len(running(bench)) < count:
+            await asyncio.sleep(0.2)
+        for task in waiting:  # a user clears the whole run: every trigger is cancelled
+            task.cancel()
+        await asyncio.gather(*waiting, return_exceptions=True)
+        started = time.monotonic()
+        # Airflow bounds on_kill; here each gives up after 0.5 s, long before its turn.
+        await asyncio.gather(
+            *(asyncio.wait_for(t.on_kill(), 0.5) for t in triggers), return_exceptions=True
+        )
+        while running(bench) and time.monotonic() - started < 30:
+            await asyncio.sleep(0.2)
+        elapsed = time.monotonic() - started
+        await fleet.close()
+        return elapsed
+
+    elapsed = run(scenario())
+    assert running(bench) == []
+    assert elapsed >= (count - 10) / 20 * 0.9  # paced, not fired all at once
