@@ -29,8 +29,14 @@ $(CURDIR)/.tools/bin/uv:
 	python3 -m venv .tools
 	.tools/bin/pip install --quiet "uv==$(UV_VERSION)"
 
+# aws-cdk-lib and its dependency aws-cdk.cloud-assembly-schema both ship
+# aws_cdk/cloud_assembly_schema/__init__.py; whichever uv installs last wins, and only
+# aws-cdk-lib's copy works with aws-cdk-lib (cx_api refuses the other's structs).
+CDK_LIB_VERSION := $(shell sed -n 's/.*"aws-cdk-lib==\([0-9.]*\)".*/\1/p' pyproject.toml)
+
 $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen
+	$(UV) pip install --quiet --python $(PY) --reinstall --no-deps "aws-cdk-lib==$(CDK_LIB_VERSION)"
 	@touch $@
 
 # checkov pins boto3 1.35, which Airflow's Amazon provider cannot share: its own venv.

@@ -49,12 +49,13 @@ class PlatformApp(cdk.App):
                     shutil.copy2(self.staging / name, self.publish_to / name)
         shutil.rmtree(self.staging, ignore_errors=True)
 
-    def publish(self, assembly: cdk.cx_api.CloudAssembly) -> cdk.cx_api.CloudAssembly:
+    def publish(self) -> Path:
+        """Move the assembly to its destination; return where it is."""
         if self.publish_to is None:
-            return assembly  # no destination asked for: stays in its temporary directory
+            return self.staging  # no destination asked for: stays in its temporary directory
         shutil.copytree(self.staging, self.publish_to, dirs_exist_ok=True)
         shutil.rmtree(self.staging, ignore_errors=True)
-        return cdk.cx_api.CloudAssembly(str(self.publish_to))
+        return self.publish_to
 
 
 def build_app(
@@ -83,7 +84,7 @@ def build_app(
     return app, stages
 
 
-def synth(app: PlatformApp, stages: Mapping[str, PlatformStage]) -> cdk.cx_api.CloudAssembly:
+def synth(app: PlatformApp, stages: Mapping[str, PlatformStage]) -> Path:
     """Synthesize, write each environment's manifest to manifests/<env>.json, publish."""
     try:
         assembly = app.synth()
@@ -96,4 +97,4 @@ def synth(app: PlatformApp, stages: Mapping[str, PlatformStage]) -> cdk.cx_api.C
         (directory / f"{name}.json").write_text(
             json.dumps(stage.manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8"
         )
-    return app.publish(assembly)
+    return app.publish()

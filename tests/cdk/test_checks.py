@@ -150,3 +150,22 @@ def test_synth_summary_lists_stacks_and_jobs(synthesized: Synthesized) -> None:
         "spot-with-fallback",
     ):
         assert needle in summary, needle
+
+
+def test_the_venv_holds_aws_cdk_libs_own_cloud_assembly_schema() -> None:
+    """Two distributions ship aws_cdk/cloud_assembly_schema/__init__.py; `make install`
+    reinstalls aws-cdk-lib last so its copy, the one its cx_api accepts, is the one used."""
+    import base64
+    import hashlib
+    from importlib import metadata
+
+    import aws_cdk.cloud_assembly_schema as schema
+
+    (entry,) = [
+        f
+        for f in metadata.files("aws-cdk-lib") or []
+        if str(f) == "aws_cdk/cloud_assembly_schema/__init__.py"
+    ]
+    assert entry.hash is not None
+    digest = hashlib.sha256(Path(schema.__file__).read_bytes()).digest()
+    assert base64.urlsafe_b64encode(digest).rstrip(b"=").decode() == entry.hash.value
