@@ -99,8 +99,6 @@ class Container(Protocol):
 class ContainerBehaviour(Protocol):
     #: Set to a reason to make the task stop with TaskFailedToStart before running.
     fail_to_start: str
-    #: Seconds after which spot capacity is reclaimed (None: never).
-    spot_interruption_after: float | None
     #: The container's stop reason, e.g. "OutOfMemoryError: Container killed ...".
     reason: str
 
@@ -136,7 +134,6 @@ class Scripted:
     exit_code: int = 0
     reason: str = ""
     fail_to_start: str = ""
-    spot_interruption_after: float | None = None
     #: Lines the container prints between its first and last line.
     lines: tuple[str, ...] = ()
 
@@ -189,7 +186,6 @@ class ModelProcess:
     min_seconds: float = 0.0
     reason: str = ""
     fail_to_start: str = ""
-    spot_interruption_after: float | None = None
 
     def start(
         self, *, command: list[str], environment: dict[str, str], emit: Callable[[str], None]
@@ -225,8 +221,8 @@ class Faults:
 
     #: The next N launches are answered "Capacity is unavailable".
     capacity_failures: int = 0
-    #: False: FARGATE_SPOT never has capacity for this family.
-    spot_capacity: bool = True
+    #: The same, for the next N launches on FARGATE_SPOT only.
+    spot_capacity_failures: int = 0
     #: The next N tasks on FARGATE_SPOT are reclaimed ``interrupt_after`` s after starting.
     spot_interruptions: int = 0
     interrupt_after: float = 2.0
@@ -330,7 +326,6 @@ class FargateSimulator:
     :param behaviour: the container behaviour of a task definition family.
     :param start_latency: seconds from RunTask to RUNNING (image pull, ENI).
     :param limits: ECS's throttling buckets (``ApiLimits.unlimited()`` to switch off).
-    :param spot_capacity_failures: how many FARGATE_SPOT launches find no capacity.
     """
 
     def __init__(
@@ -339,14 +334,12 @@ class FargateSimulator:
         behaviour: Callable[[str], ContainerBehaviour],
         start_latency: float = 1.0,
         limits: ApiLimits | None = None,
-        spot_capacity_failures: int = 0,
         account: str = DEFAULT_ACCOUNT_ID,
         region: str = "us-east-1",
     ) -> None:
         self.behaviour = behaviour
         self.start_latency = start_latency
         self.limits = limits or ApiLimits()
-        self.spot_capacity_failures = spot_capacity_failures
         self.account = account
         self.region = region
         self.tasks: dict[str, SimTask] = {}
@@ -435,10 +428,8 @@ class FargateSimulator:
         provider = strategy[0]["capacityProvider"]
         faults = self.faults.get(definition.family, Faults())
         no_capacity = {"tasks": [], "failures": [{"reason": CAPACITY_UNAVAILABLE}]}
-        if provider == "FARGATE_SPOT" and self.spot_capacity_failures > 0:
-            self.spot_capacity_failures -= 1
-            return no_capacity
-        if provider == "FARGATE_SPOT" and not faults.spot_capacity:
+        if provider == "FARGATE_SPOT" and faults.spot_capacity_failures > 0:
+            faults.spot_capacity_failures -= 1
             return no_capacity
         if faults.capacity_failures > 0:
             faults.capacity_failures -= 1
@@ -457,7 +448,7 @@ class FargateSimulator:
         task_id = uuid.uuid4().hex
         arn = f"arn:aws:ecs:{self.region}:{self.account}:task/{cluster_name}/{task_id}"
         behaviour = self.behaviour(definition.family)
-        interrupt_after = behaviour.spot_interruption_after
+        interrupt_after = None
         if provider == "FARGATE_SPOT" and faults.spot_interruptions > 0:
             faults.spot_interruptions -= 1
             interrupt_after = faults.interrupt_after

@@ -65,7 +65,7 @@ def cases() -> list[Case]:
         Case("capacity", "capacity unavailable at launch (2 times)", ok,
              Faults(capacity_failures=2)),
         Case("spot-fallback", "no spot capacity, spot-with-fallback", ok,
-             Faults(spot_capacity=False), capacity="spot-with-fallback"),
+             Faults(spot_capacity_failures=1), capacity="spot-with-fallback"),
         Case("runtask-throttled", "RunTask throttled (3 times)", ok,
              Faults(throttle=Counter({"RunTask": 3}))),
         Case("describe-throttled", "DescribeTasks throttled (3 times)", ok,
@@ -337,6 +337,7 @@ class Matrix:
         unused = [api for api, left in faults.throttle.items() if left] + [
             name
             for name, left in (("capacity_failures", faults.capacity_failures),
+                               ("spot_capacity_failures", faults.spot_capacity_failures),
                                ("spot_interruptions", faults.spot_interruptions))
             if left
         ]  # fmt: skip

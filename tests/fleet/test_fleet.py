@@ -16,7 +16,7 @@ import pytest
 from ml_platform.fargate import FargateJobTrigger, client_token, started_by
 from ml_platform.fleet import Fleet, FleetConfig, LaunchFailed
 from simulator.bootstrap import bootstrap_family
-from simulator.fargate import FargateSimulator, Scripted
+from simulator.fargate import FargateSimulator, Faults, Scripted
 from simulator.server import LocalAws
 
 REGION = "us-east-1"
@@ -202,7 +202,7 @@ def test_a_repeated_launch_starts_no_second_task(bench: Bench) -> None:
 
 
 def test_spot_without_capacity_falls_back_to_on_demand(bench: Bench) -> None:
-    bench.simulator.spot_capacity_failures = 1
+    bench.simulator.inject(FAMILY, Faults(spot_capacity_failures=1))
 
     async def scenario() -> dict[str, Any]:
         fleet = Fleet.get(FleetConfig())
@@ -216,7 +216,8 @@ def test_spot_without_capacity_falls_back_to_on_demand(bench: Bench) -> None:
 
 
 def test_capacity_unavailable_is_retried_on_spot_when_no_fallback(bench: Bench) -> None:
-    bench.simulator.spot_capacity_failures = 2
+    faults = Faults(spot_capacity_failures=2)
+    bench.simulator.inject(FAMILY, faults)
 
     async def scenario() -> dict[str, Any]:
         fleet = Fleet.get(FleetConfig())
@@ -230,7 +231,7 @@ def test_capacity_unavailable_is_retried_on_spot_when_no_fallback(bench: Bench) 
         return task
 
     assert run(scenario())["capacityProviderName"] == "FARGATE_SPOT"
-    assert bench.simulator.spot_capacity_failures == 0
+    assert faults.spot_capacity_failures == 0
 
 
 def test_a_refused_launch_fails_with_the_reason(bench: Bench) -> None:

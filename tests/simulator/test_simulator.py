@@ -97,15 +97,16 @@ def test_cannot_pull_the_image(ecs: Any) -> None:
 
 
 def test_spot_interruption_exits_zero_but_is_interrupted(ecs: Any) -> None:
-    client_, _, behaviour, network = ecs
-    behaviour.seconds, behaviour.spot_interruption_after = 30, 0.3
+    client_, simulator, behaviour, network = ecs
+    behaviour.seconds = 30
+    simulator.inject("job", Faults(spot_interruptions=1, interrupt_after=0.3))
     task = wait_stopped(client_, run(client_, network, spot=True)["tasks"][0]["taskArn"])
     assert task["stopCode"] == "SpotInterruption" and task["containers"][0]["exitCode"] == 0
 
 
 def test_spot_capacity_unavailable(ecs: Any) -> None:
     client_, simulator, _, network = ecs
-    simulator.spot_capacity_failures = 1
+    simulator.inject("job", Faults(spot_capacity_failures=1))
     response = run(client_, network, spot=True)
     assert response["tasks"] == [] and response["failures"][0]["reason"] == CAPACITY_UNAVAILABLE
     assert run(client_, network, spot=True)["tasks"]
