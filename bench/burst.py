@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
-from simulator.bootstrap import bootstrap_family
+from simulator.bootstrap import airflow_connection, bootstrap_family
 from simulator.fargate import ECS_READS, FargateSimulator, Scripted, SimTask
 from simulator.server import LocalAws
 
@@ -292,14 +292,7 @@ def run_path(path: str, tasks: int, args: argparse.Namespace) -> PathResult:
         "log_wait_seconds": 2.0,
     }
     with LocalAws(simulator) as aws:
-        os.environ[f"AIRFLOW_CONN_{CONN.upper()}"] = json.dumps(
-            {
-                "conn_type": "aws",
-                "login": "testing",
-                "password": "testing",
-                "extra": {"endpoint_url": aws.endpoint_url, "region_name": REGION},
-            }
-        )
+        os.environ[f"AIRFLOW_CONN_{CONN.upper()}"] = airflow_connection(aws.endpoint_url, REGION)
         network = bootstrap_family(
             aws.endpoint_url, REGION, cluster=CLUSTER, family=FAMILY, log_group=GROUP
         )

@@ -23,6 +23,7 @@ from typing import Any
 
 from ml_platform.manifest import parse_manifest
 from ml_platform.pools import import_document
+from simulator.bootstrap import airflow_connection
 
 REPO = Path(__file__).resolve().parents[1]
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
@@ -53,12 +54,6 @@ class LocalAirflow:
         self.region = region
         self.port = free_port()
         self.processes: list[subprocess.Popen[bytes]] = []
-        connection = {
-            "conn_type": "aws",
-            "login": "testing",
-            "password": "testing",
-            "extra": {"endpoint_url": endpoint_url, "region_name": region},
-        }
         inherited = {
             k: v
             for k, v in os.environ.items()
@@ -84,7 +79,7 @@ class LocalAirflow:
             "AIRFLOW__TRIGGERER__CAPACITY": "1000",
             # A killed triggerer's triggers move to a live one after this many seconds.
             "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "10",
-            "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(connection),
+            "AIRFLOW_CONN_AWS_DEFAULT": airflow_connection(endpoint_url, region),
             "ML_PLATFORM_MANIFEST": str(home / "manifest.json"),
             "ML_PLATFORM_POLL_SECONDS": str(poll_seconds),
             # As on MWAA, the dags folder is on sys.path of every component.

@@ -20,6 +20,18 @@ from simulator.fargate import ContainerBehaviour, ModelProcess, Scripted
 ACCESS_KEY = SECRET_KEY = "testing"
 
 
+def airflow_connection(endpoint_url: str, region: str) -> str:
+    """An Airflow AWS connection (for ``AIRFLOW_CONN_<ID>``) pointing at the local endpoint."""
+    return json.dumps(
+        {
+            "conn_type": "aws",
+            "login": ACCESS_KEY,
+            "password": SECRET_KEY,
+            "extra": {"endpoint_url": endpoint_url, "region_name": region},
+        }
+    )
+
+
 def client(service: str, endpoint_url: str, region: str) -> Any:
     session = boto3.session.Session(
         aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY, region_name=region

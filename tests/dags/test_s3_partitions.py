@@ -10,7 +10,7 @@ import pytest
 
 from ml_platform.factory import resolve_chunks
 from ml_platform.manifest import Job
-from simulator.bootstrap import client
+from simulator.bootstrap import airflow_connection, client
 from simulator.fargate import FargateSimulator, Scripted
 from simulator.server import LocalAws
 
@@ -23,17 +23,7 @@ def aws() -> Iterator[LocalAws]:
 
 @pytest.fixture
 def connection(aws: LocalAws, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_AWS_LOCAL",
-        json.dumps(
-            {
-                "conn_type": "aws",
-                "login": "testing",
-                "password": "testing",
-                "extra": {"endpoint_url": aws.endpoint_url, "region_name": "us-east-1"},
-            }
-        ),
-    )
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_LOCAL", airflow_connection(aws.endpoint_url, "us-east-1"))
     return "aws_local"
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from ml_platform.fargate import FargateJobTrigger, client_token, started_by
 from ml_platform.fleet import Fleet, FleetConfig, LaunchFailed
-from simulator.bootstrap import bootstrap_family
+from simulator.bootstrap import airflow_connection, bootstrap_family
 from simulator.fargate import FargateSimulator, Faults, Scripted
 from simulator.server import LocalAws
 
@@ -67,15 +67,7 @@ def bench(monkeypatch: pytest.MonkeyPatch) -> Iterator[Bench]:
     simulator = FargateSimulator(behaviour=lambda family: behaviour, start_latency=0.2)
     with LocalAws(simulator) as aws:
         monkeypatch.setenv(
-            f"AIRFLOW_CONN_{CONN.upper()}",
-            json.dumps(
-                {
-                    "conn_type": "aws",
-                    "login": "testing",
-                    "password": "testing",
-                    "extra": {"endpoint_url": aws.endpoint_url, "region_name": REGION},
-                }
-            ),
+            f"AIRFLOW_CONN_{CONN.upper()}", airflow_connection(aws.endpoint_url, REGION)
         )
         network = bootstrap_family(
             aws.endpoint_url, REGION, cluster=CLUSTER, family=FAMILY, log_group=GROUP
