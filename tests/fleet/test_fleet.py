@@ -404,9 +404,12 @@ def test_on_kill_before_the_arn_is_known_stops_only_this_try(bench: Bench) -> No
     assert bench.simulator.tasks[second].stop_code == "UserInitiated"
 
 
-async def _cancel_after(job: FargateJobTrigger, seconds: float) -> None:
+async def _cancel_after(bench: Bench, job: FargateJobTrigger, seconds: float) -> None:
+    """Cancel the trigger once it has launched and at least ``seconds`` have passed."""
     waiting = asyncio.ensure_future(first_event(job, close=False))
     await asyncio.sleep(seconds)
+    while not running(bench):  # a loaded machine may launch late
+        await asyncio.sleep(0.1)
     waiting.cancel()
     await asyncio.gather(waiting, return_exceptions=True)
     await Fleet.get(FleetConfig()).close()
@@ -416,20 +419,20 @@ def test_airflows_backstop_timeout_stops_the_task(bench: Bench) -> None:
     bench.behaviour.seconds = 60.0
     job = trigger(bench, "backstop")
     job.timeout_after = datetime.now(UTC) + timedelta(seconds=0.5)  # set by the triggerer
-    run(_cancel_after(job, 1.0))  # the triggerer cancels a timed-out trigger
+    run(_cancel_after(bench, job, 1.0))  # the triggerer cancels a timed-out trigger
     assert running(bench) == []
 
 
 def test_a_cancelled_trigger_without_timeout_leaves_its_task_running(bench: Bench) -> None:
     """A triggerer restart cancels too; the task must run on for the restarted trigger."""
     bench.behaviour.seconds = 60.0
-    run(_cancel_after(trigger(bench, "restarting"), 1.0))
+    run(_cancel_after(bench, trigger(bench, "restarting"), 1.0))
     assert len(running(bench)) == 1
 
 
 def test_a_retry_does_not_adopt_a_task_that_is_being_stopped(bench: Bench) -> None:
     bench.behaviour.seconds = 60.0
-    run(_cancel_after(trigger(bench, "stopping"), 0.5))
+    run(_cancel_after(bench, trigger(bench, "stopping"), 0.5))
     (task,) = bench.simulator.tasks.values()
     task.desired_status = "STOPPED"  # StopTask sent; ECS has not stopped it yet
 
