@@ -9,7 +9,7 @@ from config.model import (
     EcsBudget,
     EnvironmentConfig,
     NetworkConfig,
-    PoolConfig,
+    Pool,
     RemovalPolicy,
     WebserverAccess,
 )
@@ -23,7 +23,7 @@ __all__ = [
     "EcsBudget",
     "EnvironmentConfig",
     "NetworkConfig",
-    "PoolConfig",
+    "Pool",
     "RemovalPolicy",
     "WebserverAccess",
 ]

@@ -8,7 +8,7 @@ from config.model import (
     ComputeConfig,
     EnvironmentConfig,
     NetworkConfig,
-    PoolConfig,
+    Pool,
     RemovalPolicy,
     WebserverAccess,
 )
@@ -28,9 +28,9 @@ DEV = EnvironmentConfig(
     log_retention_days=14,
     removal_policy=RemovalPolicy.DESTROY,
     pools=(
-        PoolConfig("forecast", slots=50, description="Location forecast Fargate tasks"),
-        PoolConfig("pricing", slots=20, description="Dynamic pricing Fargate tasks"),
-        PoolConfig("batch", slots=10, description="Everything else"),
+        Pool("forecast", slots=50, description="Location forecast Fargate tasks"),
+        Pool("pricing", slots=20, description="Dynamic pricing Fargate tasks"),
+        Pool("batch", slots=10, description="Everything else"),
     ),
     default_pool="batch",
     tags={**_COST_TAGS, "environment": "dev"},
@@ -53,9 +53,9 @@ PROD = EnvironmentConfig(
     removal_policy=RemovalPolicy.RETAIN,
     pools=(
         # A deferred Fargate task holds its slot: slots = concurrent tasks.
-        PoolConfig("forecast", slots=2000, description="Location forecast Fargate tasks"),
-        PoolConfig("pricing", slots=150, description="Dynamic pricing Fargate tasks"),
-        PoolConfig("batch", slots=50, description="Everything else"),
+        Pool("forecast", slots=2000, description="Location forecast Fargate tasks"),
+        Pool("pricing", slots=150, description="Dynamic pricing Fargate tasks"),
+        Pool("batch", slots=50, description="Everything else"),
     ),
     default_pool="batch",
     tags={**_COST_TAGS, "environment": "prod"},

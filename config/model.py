@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
-from ml_platform.manifest import Capacity
+from config.airflow_versions import MWAA_RUNTIMES
+from ml_platform.contract import (
+    MAX_MAP_LENGTH_MAX,
+    Capacity,
+    EcsBudget,
+    Pool,
+    tag_problems,
+)
 
 __all__ = [
     "AirflowConfig",
@@ -24,7 +31,7 @@ __all__ = [
     "EnvironmentConfig",
     "LogRetention",
     "NetworkConfig",
-    "PoolConfig",
+    "Pool",
     "RemovalPolicy",
     "WebserverAccess",
 ]
@@ -56,49 +63,10 @@ MWAA_ENVIRONMENT_CLASSES = (
 )  # fmt: skip
 
 ENV_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]{1,11}$")
-POOL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,50}$")
 ACCOUNT_PATTERN = re.compile(r"^\d{12}$")
 REGION_PATTERN = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 VPC_ID_PATTERN = re.compile(r"^vpc-[0-9a-f]{8,17}$")
 CIDR_PATTERN = re.compile(r"^(\d{1,3}\.){3}\d{1,3}/(1[6-9]|2[0-4])$")
-TAG_KEY_PATTERN = re.compile(r"^[\w .:/=+\-@]{1,128}$")
-TAG_VALUE_PATTERN = re.compile(r"^[\w .:/=+\-@]{0,256}$")
-
-
-def tag_problems(tags: Mapping[str, str], field_name: str) -> list[str]:
-    """AWS tag rules, shared by environments and jobs."""
-    problems = []
-    for key, value in tags.items():
-        if not TAG_KEY_PATTERN.match(key) or key.lower().startswith("aws:"):
-            problems.append(
-                f"field {field_name!r}: tag key {key!r} must be 1-128 of letters, digits, "
-                "spaces and _ . : / = + - @, not starting with 'aws:'"
-            )
-        if not isinstance(value, str) or not TAG_VALUE_PATTERN.match(value):
-            problems.append(
-                f"field {field_name!r}: tag {key!r} value {value!r} must be 0-256 of letters, "
-                "digits, spaces and _ . : / = + - @"
-            )
-    return problems
-
-
-@dataclass(frozen=True)
-class PoolConfig:
-    """An Airflow pool, declared once per environment and named by jobs."""
-
-    name: str
-    slots: int
-    description: str = ""
-
-    def problems(self) -> list[str]:
-        out = []
-        if not POOL_NAME_PATTERN.match(self.name):
-            out.append(f"pool {self.name!r}: field 'name': must be 1-50 of letters, digits, _ . -")
-        if not isinstance(self.slots, int) or not 1 <= self.slots <= 10_000:
-            out.append(f"pool {self.name!r}: field 'slots': {self.slots!r} must be 1-10000")
-        if not isinstance(self.description, str) or len(self.description) > 200:
-            out.append(f"pool {self.name!r}: field 'description': must be text of 0-200 characters")
-        return out
 
 
 @dataclass(frozen=True)
@@ -161,49 +129,6 @@ class ComputeConfig:
 
 
 @dataclass(frozen=True)
-class EcsBudget:
-    """The share of the account's ECS and Logs API limits this platform may use.
-
-    Fargate allows 20 launches per second after a burst of 100, and ECS reads share a
-    bucket of 20 per second; GetLogEvents allows about 10 per second. Each triggerer gets
-    an equal share (``AirflowConfig.triggerers``).
-    """
-
-    launches_per_second: float = 20.0
-    launch_burst: float = 100.0
-    reads_per_second: float = 10.0
-    read_burst: float = 20.0
-    log_reads_per_second: float = 8.0
-    poll_interval_seconds: float = 15.0
-    log_lines: int = 200
-
-    def problems(self) -> list[str]:
-        out = []
-        for name, value, high in (
-            ("launches_per_second", self.launches_per_second, 20),
-            ("reads_per_second", self.reads_per_second, 20),
-            ("log_reads_per_second", self.log_reads_per_second, 10),
-        ):
-            if not 0 < value <= high:
-                out.append(
-                    f"field 'ecs_budget.{name}': {value} must be above 0 and at most "
-                    f"{high} (the AWS limit)"
-                )
-        if not 1 <= self.launch_burst <= 100:
-            out.append(f"field 'ecs_budget.launch_burst': {self.launch_burst} must be 1-100")
-        if not 1 <= self.read_burst <= 100:
-            out.append(f"field 'ecs_budget.read_burst': {self.read_burst} must be 1-100")
-        if not 1 <= self.poll_interval_seconds <= 300:
-            out.append(
-                f"field 'ecs_budget.poll_interval_seconds': "
-                f"{self.poll_interval_seconds} must be 1-300"
-            )
-        if not 1 <= self.log_lines <= 10_000:
-            out.append(f"field 'ecs_budget.log_lines': {self.log_lines} must be 1-10000")
-        return out
-
-
-@dataclass(frozen=True)
 class AirflowConfig:
     """The Amazon MWAA environment."""
 
@@ -218,10 +143,14 @@ class AirflowConfig:
     max_map_length: int = 4096
     #: Deferred tasks one triggerer watches (Airflow's default is 1000).
     triggerer_capacity: int = 1000
-    #: Triggerer processes sharing the ECS budget (MWAA runs one per scheduler).
-    triggerers: int = 2
     weekly_maintenance_window_start: str = "SUN:03:00"
     log_level: str = "INFO"
+
+    @property
+    def triggerers(self) -> int:
+        """Triggerer processes sharing the ECS budget: MWAA runs one in each scheduler
+        container."""
+        return self.schedulers
 
     def problems(self) -> list[str]:
         out = []
@@ -230,10 +159,10 @@ class AirflowConfig:
                 f"field 'airflow.webserver_access': {self.webserver_access!r}; allowed: "
                 "WebserverAccess.PRIVATE or WebserverAccess.PUBLIC"
             )
-        if not re.match(r"^3\.\d+\.\d+$", self.version):
+        if self.version not in MWAA_RUNTIMES:
             out.append(
-                f"field 'airflow.version': {self.version!r} must be an Airflow 3.x.y version "
-                "(the DAGs use the Airflow 3 task SDK)"
+                f"field 'airflow.version': {self.version!r} is not in the MWAA version table "
+                f"(config/airflow_versions.py); allowed: {sorted(MWAA_RUNTIMES)}"
             )
         if self.environment_class not in MWAA_ENVIRONMENT_CLASSES:
             out.append(
@@ -245,12 +174,15 @@ class AirflowConfig:
                 f"field 'airflow.min_workers'/'max_workers': {self.min_workers}/"
                 f"{self.max_workers} must satisfy 1 <= min <= max <= 25"
             )
-        if not 2 <= self.schedulers <= 5:
+        if self.environment_class == "mw1.micro" and self.schedulers != 1:
+            out.append(f"field 'airflow.schedulers': {self.schedulers}; mw1.micro runs exactly 1")
+        elif self.environment_class != "mw1.micro" and not 2 <= self.schedulers <= 5:
             out.append(f"field 'airflow.schedulers': {self.schedulers} must be 2-5")
-        if not 1 <= self.max_map_length <= 100_000:
-            out.append(f"field 'airflow.max_map_length': {self.max_map_length} must be 1-100000")
-        if not 1 <= self.triggerers <= 10:
-            out.append(f"field 'airflow.triggerers': {self.triggerers} must be 1-10")
+        if not 1 <= self.max_map_length <= MAX_MAP_LENGTH_MAX:
+            out.append(
+                f"field 'airflow.max_map_length': {self.max_map_length} must be "
+                f"1-{MAX_MAP_LENGTH_MAX}"
+            )
         if not 1 <= self.triggerer_capacity <= 10_000:
             out.append(
                 f"field 'airflow.triggerer_capacity': {self.triggerer_capacity} must be 1-10000"
@@ -286,7 +218,7 @@ class EnvironmentConfig:
     ecs_budget: EcsBudget = field(default_factory=EcsBudget)
     log_retention_days: LogRetention = 30
     removal_policy: RemovalPolicy = RemovalPolicy.RETAIN
-    pools: tuple[PoolConfig, ...] = ()
+    pools: tuple[Pool, ...] = ()
     #: The pool a job gets when it names none.
     default_pool: str = ""
     #: Cost-allocation tags on every resource of the environment.
@@ -350,5 +282,5 @@ class EnvironmentConfig:
         """Prefix of every physical name in the environment."""
         return f"mlp-{self.name}"
 
-    def pool(self, name: str) -> PoolConfig | None:
+    def pool(self, name: str) -> Pool | None:
         return next((pool for pool in self.pools if pool.name == name), None)

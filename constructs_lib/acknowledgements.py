@@ -57,6 +57,12 @@ def acknowledge(
     )
 
 
+def lint_ignore(resource: cdk.CfnResource, rule: str, reason: str) -> None:
+    """Tell cfn-lint to skip ``rule`` on one resource, recording why."""
+    resource.add_metadata("cfn-lint", {"config": {"ignore_checks": [rule]}})
+    resource.add_metadata("LintAcknowledgements", {rule: reason})
+
+
 def ignore_lint_in_cdk_provider(
     stack: cdk.Stack, provider_id_prefix: str, rule: str, reason: str
 ) -> None:
@@ -69,8 +75,7 @@ def ignore_lint_in_cdk_provider(
         if child.node.id.startswith(provider_id_prefix):
             for construct in child.node.find_all():
                 if isinstance(construct, cdk.CfnResource):
-                    construct.add_metadata("cfn-lint", {"config": {"ignore_checks": [rule]}})
-                    construct.add_metadata("LintAcknowledgements", {rule: reason})
+                    lint_ignore(construct, rule, reason)
 
 
 def skip_checkov(resources: Iterable[cdk.CfnResource], check: str, reason: str) -> None:

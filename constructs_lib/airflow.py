@@ -1,33 +1,43 @@
-"""Amazon MWAA: the DAG bucket, the environment, its execution role and the DAG deployment."""
+"""Amazon MWAA: the DAG bucket, the environment, its execution role, the deployment of the
+DAGs (``dags/``) and of the runtime package (``plugins.zip``), and the pools."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, cast
 
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_mwaa as mwaa
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_deployment as s3deploy
 from aws_cdk import custom_resources as cr
 from constructs import Construct, IConstruct
 
-from config.model import AirflowConfig, PoolConfig
+from config.model import AirflowConfig
 from constructs_lib.acknowledgements import (
+    DEPLOY_TIME_HANDLER_SKIPS,
     NIST,
     ONE_ROLE_POLICY,
     acknowledge,
     cdk_provider_functions,
     ignore_lint_in_cdk_provider,
+    lint_ignore,
     skip_checkov,
     skip_checkov_in_cdk_provider,
 )
-from ml_platform.manifest import Pool
-from ml_platform.pools import bulk_upsert
+from constructs_lib.plugins_bundle import build_plugins_zip
+from ml_platform.contract import Pool
 
 MANIFEST_KEY = "manifest.json"
+DAGS_PREFIX = "dags/"
+PLUGINS_PREFIX = "plugins/"
+POOLS_HANDLER = Path(__file__).resolve().parent / "handlers" / "airflow_pools"
 # Local leftovers that must never reach the DAG bucket.
 _DAG_EXCLUDES = ["**/__pycache__/**", "*.pyc", MANIFEST_KEY]
 #: Construct id of CDK's singleton AwsCustomResource handler, at the stack root.
@@ -79,7 +89,9 @@ class MwaaEnvironment(Construct):
     :param environment_name: the MWAA environment's name (also its log-group prefix).
     :param config: size, version, access mode and Airflow options.
     :param subnets: exactly two private subnets in different AZs are used.
-    :param dags_directory: local folder deployed to ``s3://<bucket>/dags/``.
+    :param dags_directory: local folder deployed to ``s3://<bucket>/dags/`` (DAG files only).
+    :param plugins_directory: local folder zipped into ``plugins.zip``: the runtime package
+        every Airflow component imports (MWAA puts its plugins folder on ``sys.path``).
     :param manifest: the job manifest, written beside the DAG file as ``manifest.json``.
     :param pools: created or updated in Airflow on every deploy, deferred tasks included.
     """
@@ -94,8 +106,9 @@ class MwaaEnvironment(Construct):
         vpc: ec2.IVpc,
         subnets: Sequence[ec2.ISubnet],
         dags_directory: str,
+        plugins_directory: str,
         manifest: Mapping[str, Any],
-        pools: Sequence[PoolConfig],
+        pools: Sequence[Pool],
         removal_policy: cdk.RemovalPolicy,
     ) -> None:
         super().__init__(scope, id)
@@ -143,7 +156,7 @@ class MwaaEnvironment(Construct):
             self,
             "DeployDags",
             destination_bucket=self.bucket,
-            destination_key_prefix="dags/",
+            destination_key_prefix=DAGS_PREFIX,
             sources=[
                 s3deploy.Source.asset(dags_directory, exclude=_DAG_EXCLUDES),
                 s3deploy.Source.json_data(MANIFEST_KEY, dict(manifest)),
@@ -154,6 +167,10 @@ class MwaaEnvironment(Construct):
             # In the VPC like everything else; S3 is reached through the gateway endpoint.
             vpc=vpc,
             vpc_subnets=ec2.SubnetSelection(subnets=list(subnets)),
+        )
+
+        self.plugins_key, self.plugins_version = self._deploy_plugins(
+            Path(plugins_directory), vpc, subnets
         )
 
         log_config = {
@@ -175,7 +192,9 @@ class MwaaEnvironment(Construct):
             schedulers=config.schedulers,
             execution_role_arn=self.execution_role.role_arn,
             source_bucket_arn=self.bucket.bucket_arn,
-            dag_s3_path="dags",
+            dag_s3_path=DAGS_PREFIX.rstrip("/"),
+            plugins_s3_path=self.plugins_key,
+            plugins_s3_object_version=self.plugins_version,
             webserver_access_mode=config.webserver_access.value,
             weekly_maintenance_window_start=config.weekly_maintenance_window_start,
             network_configuration=mwaa.CfnEnvironment.NetworkConfigurationProperty(
@@ -198,10 +217,65 @@ class MwaaEnvironment(Construct):
         )
         # The DAGs and manifest are in place before Airflow first parses the bucket.
         self.environment.node.add_dependency(self.deployment)
+        # MWAA checks its role's permissions when it is created: after the role's policy
+        # (the grants the stack adds later land in it too; the role itself is a GetAtt).
+        self.environment.node.add_dependency(self.execution_role.node.find_child("DefaultPolicy"))
         self.pools = AirflowPools(
             self, "Pools", environment=self, pools=pools, vpc=vpc, subnets=subnets
         )
         self._acknowledge_findings(stack)
+
+    def _deploy_plugins(
+        self, directory: Path, vpc: ec2.IVpc, subnets: Sequence[ec2.ISubnet]
+    ) -> tuple[str, str]:
+        """Upload ``plugins.zip`` as is; return its key and the S3 version uploaded.
+
+        The key carries the zip's content hash, so a code change is a new key, a new
+        version read back, and an environment update; an unchanged zip changes nothing.
+        """
+        self.plugins_deployment = s3deploy.BucketDeployment(
+            self,
+            "DeployPlugins",
+            destination_bucket=self.bucket,
+            destination_key_prefix=PLUGINS_PREFIX,
+            sources=[s3deploy.Source.asset(str(build_plugins_zip(directory)))],
+            extract=False,
+            # Earlier versions stay: a rolled-back environment still finds its zip.
+            prune=False,
+            retain_on_delete=False,
+            memory_limit=512,
+            vpc=vpc,
+            vpc_subnets=ec2.SubnetSelection(subnets=list(subnets)),
+        )
+        key = cdk.Fn.join(
+            "", [PLUGINS_PREFIX, cdk.Fn.select(0, self.plugins_deployment.object_keys)]
+        )
+        head = cr.AwsSdkCall(
+            service="S3",
+            action="headObject",
+            parameters={"Bucket": self.bucket.bucket_name, "Key": key},
+            physical_resource_id=cr.PhysicalResourceId.from_response("VersionId"),
+        )
+        version = cr.AwsCustomResource(
+            self,
+            "PluginsVersion",
+            on_create=head,
+            on_update=head,
+            policy=cr.AwsCustomResourcePolicy.from_statements(
+                [
+                    iam.PolicyStatement(
+                        actions=["s3:GetObject", "s3:GetObjectVersion"],
+                        resources=[self.bucket.arn_for_objects(f"{PLUGINS_PREFIX}*")],
+                    )
+                ]
+            ),
+            vpc=vpc,
+            vpc_subnets=ec2.SubnetSelection(subnets=list(subnets)),
+            install_latest_aws_sdk=False,
+            timeout=cdk.Duration.minutes(2),
+        )
+        self.plugins_version_reader = version
+        return key, version.get_response_field("VersionId")
 
     @property
     def arn(self) -> str:
@@ -423,64 +497,10 @@ class MwaaEnvironment(Construct):
             "CKV_AWS_18",
             "This is the access-log destination; logging it into itself would loop.",
         )
+        self._acknowledge_plugins_version_reader(stack)
 
-
-class AirflowPools(Construct):
-    """Creates or overwrites the environment's pools through MWAA's REST API on each deploy.
-
-    One idempotent bulk ``PATCH /pools`` (create, overwrite if present), from a function in
-    the VPC: a private webserver answers only there.
-    """
-
-    AIRFLOW_ROLE = "Op"  # pools need no more than Airflow's Op role
-
-    def __init__(
-        self,
-        scope: Construct,
-        id: str,
-        *,
-        environment: MwaaEnvironment,
-        pools: Sequence[PoolConfig],
-        vpc: ec2.IVpc,
-        subnets: Sequence[ec2.ISubnet],
-    ) -> None:
-        super().__init__(scope, id)
-        stack = cdk.Stack.of(self)
-        body = bulk_upsert(
-            Pool(name=p.name, slots=p.slots, description=p.description) for p in pools
-        )
-        call = cr.AwsSdkCall(
-            service="MWAA",
-            action="InvokeRestApi",
-            parameters={
-                "Name": environment.environment_name,
-                "Path": "/pools",
-                "Method": "PATCH",
-                "Body": body,
-            },
-            physical_resource_id=cr.PhysicalResourceId.of(f"{environment.environment_name}-pools"),
-        )
-        role_arn = stack.format_arn(
-            service="airflow",
-            resource="role",
-            resource_name=f"{environment.environment_name}/{self.AIRFLOW_ROLE}",
-        )
-        self.resource = cr.AwsCustomResource(
-            self,
-            "Upsert",
-            on_create=call,
-            on_update=call,
-            policy=cr.AwsCustomResourcePolicy.from_statements(
-                [iam.PolicyStatement(actions=["airflow:InvokeRestApi"], resources=[role_arn])]
-            ),
-            vpc=vpc,
-            vpc_subnets=ec2.SubnetSelection(subnets=list(subnets)),
-            install_latest_aws_sdk=False,
-            timeout=cdk.Duration.minutes(2),
-        )
-        # The REST API answers only once the environment is available.
-        self.resource.node.add_dependency(environment.environment)
-
+    def _acknowledge_plugins_version_reader(self, stack: cdk.Stack) -> None:
+        """CDK's AwsCustomResource singleton, which reads the uploaded plugins.zip version."""
         handler = next(
             child
             for child in stack.node.children
@@ -496,11 +516,153 @@ class AirflowPools(Construct):
             )
         acknowledge(handler, "L1", reason=f"CDK pins the runtime of its handler. {why}")
         acknowledge_deploy_time_handler(handler, why)
-        acknowledge(self.resource, "IAMNoInlinePolicy", ONE_ROLE_POLICY, pack=NIST)
+        acknowledge(self.plugins_version_reader, "IAMNoInlinePolicy", ONE_ROLE_POLICY, pack=NIST)
+        acknowledge(
+            self.plugins_version_reader,
+            "IAM5",
+            resource=self.bucket.arn_for_objects(f"{PLUGINS_PREFIX}*"),
+            reason="Reads the version of the plugins.zip it was just given; zip names carry "
+            "their content hash, known only at deploy time.",
+        )
         skip_checkov_in_cdk_provider(stack, AWS_CUSTOM_RESOURCE_HANDLER, in_vpc=True)
         ignore_lint_in_cdk_provider(
             stack,
             AWS_CUSTOM_RESOURCE_HANDLER,
             "W3005",
             "CDK adds a DependsOn that its own GetAtt already implies: harmless.",
+        )
+
+
+class AirflowPools(Construct):
+    """Creates or overwrites the environment's pools on each deploy, then reads them back.
+
+    A Lambda in the VPC calls MWAA's ``InvokeRestApi`` as Airflow's Op role: one bulk
+    ``PATCH /pools`` (create, overwrite if present), then ``GET /pools``; the deploy fails,
+    naming the pool, when Airflow's pools differ from the declared ones (the bulk call
+    answers 200 even when an item fails). Code: ``handlers/airflow_pools``.
+    """
+
+    AIRFLOW_ROLE = "Op"  # pools need no more than Airflow's Op role
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        environment: MwaaEnvironment,
+        pools: Sequence[Pool],
+        vpc: ec2.IVpc,
+        subnets: Sequence[ec2.ISubnet],
+    ) -> None:
+        super().__init__(scope, id)
+        stack = cdk.Stack.of(self)
+        role_arn = stack.format_arn(
+            service="airflow",
+            resource="role",
+            resource_name=f"{environment.environment_name}/{self.AIRFLOW_ROLE}",
+        )
+        self.handler = lambda_.Function(
+            self,
+            "Handler",
+            runtime=lambda_.Runtime.PYTHON_3_14,
+            handler="index.on_event",
+            code=lambda_.Code.from_asset(str(POOLS_HANDLER), exclude=["__pycache__"]),
+            timeout=cdk.Duration.minutes(2),
+            memory_size=256,
+            vpc=vpc,
+            vpc_subnets=ec2.SubnetSelection(subnets=list(subnets)),
+            description=f"Upserts and reads back the pools of {environment.environment_name}",
+            # Runs once per deploy: one at a time is all it ever needs.
+            reserved_concurrent_executions=1,
+        )
+        self.handler.add_to_role_policy(
+            iam.PolicyStatement(actions=["airflow:InvokeRestApi"], resources=[role_arn])
+        )
+        provider = cr.Provider(self, "Provider", on_event_handler=self.handler)
+        self.resource = cdk.CustomResource(
+            self,
+            "Upsert",
+            service_token=provider.service_token,
+            resource_type="Custom::AirflowPools",
+            properties={
+                "EnvironmentName": environment.environment_name,
+                # One JSON string: CloudFormation would turn numbers and booleans into text.
+                "Pools": json.dumps([dataclasses.asdict(pool) for pool in pools]),
+            },
+        )
+        # The REST API answers only once the environment is available.
+        self.resource.node.add_dependency(environment.environment)
+        self._acknowledge_findings(stack, provider)
+
+    def _acknowledge_findings(self, stack: cdk.Stack, provider: cr.Provider) -> None:
+        why = "It runs only while CloudFormation deploys this stack."
+        for function in (self.handler, provider):
+            acknowledge(
+                function,
+                "IAM4",
+                policy=(
+                    f"arn:{stack.partition}:iam::aws:policy/service-role/"
+                    "AWSLambdaBasicExecutionRole"
+                ),
+                reason=f"Writes its own CloudWatch logs. {why}",
+            )
+            acknowledge(function, "IAMNoInlinePolicy", ONE_ROLE_POLICY, pack=NIST)
+        acknowledge(
+            self.handler,
+            "IAM4",
+            policy=(
+                f"arn:{stack.partition}:iam::aws:policy/service-role/"
+                "AWSLambdaVPCAccessExecutionRole"
+            ),
+            reason=f"Attaches to the VPC to reach MWAA's private endpoints. {why}",
+        )
+        acknowledge(
+            self.handler,
+            "LambdaDLQ",
+            f"CloudFormation waits for its answer and reports a failure itself. {why}",
+            pack=NIST,
+        )
+        acknowledge(
+            provider,
+            "IAM5",
+            resource=f"{self.handler.function_arn}:*",
+            reason=f"CDK's Provider framework invokes any version of the pools handler. {why}",
+        )
+        framework = provider.node.find_child("framework-onEvent")
+        acknowledge(framework, "L1", reason=f"CDK pins the runtime of its framework. {why}")
+        acknowledge_deploy_time_handler(framework, "CDK's Provider framework. " + why)
+        acknowledge(
+            framework,
+            "LambdaInsideVPC",
+            "CDK's Provider framework only invokes the pools handler (the Lambda API, for "
+            "which this VPC has no endpoint) and answers CloudFormation; it sees no data. " + why,
+            pack=NIST,
+        )
+        handler = cast(cdk.CfnResource, self.handler.node.default_child)
+        for check, reason in DEPLOY_TIME_HANDLER_SKIPS.items():
+            if check != "CKV_AWS_115":  # it has a concurrency limit
+                skip_checkov([handler], check, reason.replace("CDK's deploy-time", "A deploy-time"))
+        skip_checkov(
+            [handler],
+            "CKV_AWS_173",
+            "Its environment holds no variables; checkov flags the unencrypted default.",
+        )
+        redundant = "CDK adds a DependsOn that its own GetAtt already implies: harmless."
+        for lambda_function in (self.handler, framework):
+            lint_ignore(
+                cast(cdk.CfnResource, lambda_function.node.default_child), "W3005", redundant
+            )
+        framework_function = cast(cdk.CfnResource, framework.node.default_child)
+        for check, reason in DEPLOY_TIME_HANDLER_SKIPS.items():
+            skip_checkov([framework_function], check, reason)
+        skip_checkov(
+            [framework_function],
+            "CKV_AWS_117",
+            "CDK's Provider framework only invokes the pools handler and answers "
+            "CloudFormation; the VPC has no Lambda endpoint for it.",
+        )
+        skip_checkov(
+            [framework_function],
+            "CKV_AWS_173",
+            "Its one variable is the pools handler's name, not a secret.",
         )

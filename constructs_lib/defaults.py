@@ -1,4 +1,8 @@
-"""Defaults and platform constants, in one place (merged with job props in MlJob)."""
+"""CDK-side defaults and platform constants (merged with job props in MlJob).
+
+Limits and defaults the runtime shares live in ``ml_platform.contract``; the durations
+here are those values as CDK Durations.
+"""
 
 from __future__ import annotations
 
@@ -6,34 +10,17 @@ import aws_cdk as cdk
 from aws_cdk import aws_logs as logs
 
 from config.model import RemovalPolicy
+from ml_platform import contract
 
 #: Every job's model container has this name; the manifest carries it for overrides.
 CONTAINER_NAME = "model"
 #: awslogs-stream-prefix; a task's stream is "job/model/<task id>".
 LOG_STREAM_PREFIX = "job"
 
-# Job defaults (documented on MlJob).
-DEFAULT_CPU = 256
-DEFAULT_MEMORY_MIB = 512
-DEFAULT_CHUNK_SIZE = 1
-DEFAULT_RETRIES = 2
-DEFAULT_RETRY_DELAY = cdk.Duration.minutes(2)
-DEFAULT_MAX_RETRY_DELAY = cdk.Duration.minutes(30)
-DEFAULT_EXECUTION_TIMEOUT = cdk.Duration.hours(1)
-MAX_RETRIES = 10
-SCHEDULE_PRESETS = ("@hourly", "@daily", "@weekly", "@monthly", "@yearly")
-
-#: Valid Fargate CPU units -> memory sizes (MiB), Linux, from the AWS table.
-FARGATE_SIZES: dict[int, tuple[int, ...]] = {
-    256: (512, 1024, 2048),
-    512: tuple(range(1024, 4096 + 1, 1024)),
-    1024: tuple(range(2048, 8192 + 1, 1024)),
-    2048: tuple(range(4096, 16384 + 1, 1024)),
-    4096: tuple(range(8192, 30720 + 1, 1024)),
-    8192: tuple(range(16384, 61440 + 1, 4096)),
-    16384: tuple(range(32768, 122880 + 1, 8192)),
-}
-EPHEMERAL_STORAGE_GIB = (21, 200)
+# Job defaults (documented on MlJob), from the contract.
+DEFAULT_RETRY_DELAY = cdk.Duration.seconds(contract.DEFAULT_RETRY_DELAY_SECONDS)
+DEFAULT_MAX_RETRY_DELAY = cdk.Duration.seconds(contract.DEFAULT_MAX_RETRY_DELAY_SECONDS)
+DEFAULT_EXECUTION_TIMEOUT = cdk.Duration.seconds(contract.DEFAULT_EXECUTION_TIMEOUT_SECONDS)
 
 _RETENTION = {
     1: logs.RetentionDays.ONE_DAY, 3: logs.RetentionDays.THREE_DAYS,

@@ -8,19 +8,18 @@ runs can read it from ``cdk.out/manifests/<env>.json`` without AWS.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
 import aws_cdk as cdk
 
-from config.model import EnvironmentConfig
 from constructs_lib.job import JobPlatform
-from ml_platform.fleet import FleetConfig
-from ml_platform.manifest import SCHEMA_VERSION, parse_manifest
+from ml_platform.contract import SCHEMA_VERSION, parse_manifest
 
 
 def build_manifest(platform: JobPlatform) -> dict[str, Any]:
-    """The manifest with tokens; its shape is ``ml_platform.manifest.Manifest``."""
+    """The manifest with tokens; its shape is ``ml_platform.contract.Manifest``."""
     env = platform.environment
     return {
         "schema_version": SCHEMA_VERSION,
@@ -33,36 +32,10 @@ def build_manifest(platform: JobPlatform) -> dict[str, Any]:
             "assign_public_ip": False,
         },
         "max_map_length": env.airflow.max_map_length,
-        "fleet": fleet_budget(env),
-        "pools": [
-            {
-                "name": p.name,
-                "slots": p.slots,
-                "description": p.description,
-                "include_deferred": True,
-            }
-            for p in env.pools
-        ],
+        # Each triggerer spends its share of the environment's budget.
+        "fleet": env.ecs_budget.share(env.airflow.triggerers).to_dict(),
+        "pools": [dataclasses.asdict(pool) for pool in env.pools],
         "jobs": [job.manifest_entry() for job in platform.jobs],
-    }
-
-
-_FLEET_DEFAULTS = FleetConfig()
-
-
-def fleet_budget(env: EnvironmentConfig) -> dict[str, Any]:
-    """Each triggerer's share of the environment's ECS budget."""
-    budget, share = env.ecs_budget, env.airflow.triggerers
-    return {
-        "launch_rate": budget.launches_per_second / share,
-        "launch_burst": max(budget.launch_burst / share, 1.0),
-        "read_rate": budget.reads_per_second / share,
-        "read_burst": max(budget.read_burst / share, 1.0),
-        "log_rate": budget.log_reads_per_second / share,
-        "log_burst": _FLEET_DEFAULTS.log_burst,
-        "poll_interval": budget.poll_interval_seconds,
-        "log_lines": budget.log_lines,
-        "log_wait_seconds": _FLEET_DEFAULTS.log_wait_seconds,
     }
 
 

@@ -12,7 +12,11 @@ from constructs_lib.airflow import MwaaEnvironment
 from constructs_lib.defaults import removal
 from constructs_lib.job import JobPlatform
 
-DAGS_DIRECTORY = str(Path(__file__).resolve().parents[1] / "dags")
+REPO = Path(__file__).resolve().parents[1]
+#: The DAG file(s): what MWAA syncs into its DAGs folder.
+DAGS_DIRECTORY = str(REPO / "dags")
+#: The runtime package every Airflow component imports: MWAA's plugins.zip.
+PLUGINS_DIRECTORY = str(REPO / "plugins")
 
 
 class AirflowStack(cdk.Stack):
@@ -36,6 +40,7 @@ class AirflowStack(cdk.Stack):
             vpc=platform.vpc,
             subnets=platform.task_subnets,
             dags_directory=DAGS_DIRECTORY,
+            plugins_directory=PLUGINS_DIRECTORY,
             manifest=manifest,
             pools=config.pools,
             removal_policy=removal(config.removal_policy),

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from ml_platform.manifest import S3Partitions, load_manifest
+from ml_platform.contract import S3Partitions, load_manifest
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:

@@ -14,7 +14,7 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_ecs as ecs
 
-from config import ENVIRONMENTS, ConfigError, EnvironmentConfig, PoolConfig
+from config import ENVIRONMENTS, Capacity, ConfigError, EnvironmentConfig, Pool
 from constructs_lib.job import JobConfigError, JobImage, MlJob, Partitions
 from stacks.jobs_stack import JobsStack
 from stacks.platform_app import build_app, synth
@@ -51,7 +51,7 @@ def compute(**kw: Any) -> dict[str, Any]:
     return {"compute": replace(DEV.compute, **kw)}
 
 
-def pools(*extra: PoolConfig) -> dict[str, Any]:
+def pools(*extra: Pool) -> dict[str, Any]:
     return {"pools": (*DEV.pools, *extra)}
 
 
@@ -86,10 +86,19 @@ JOBS = [
     Bad("retry_exponential_backoff", "True or False", job={"retry_exponential_backoff": "yes"}),
     Bad("max_retry_delay", "at least retry_delay",
         job={"retry_delay": cdk.Duration.minutes(10), "max_retry_delay": cdk.Duration.minutes(1)}),
-    Bad("execution_timeout", "at least 1 minute",
+    Bad("execution_timeout", "at least 60 s",
         job={"execution_timeout": cdk.Duration.seconds(10)}),
     Bad("max_active_runs", "must be 1-16", job={"max_active_runs": 0}),
     Bad("capacity", "'on-demand', 'spot', 'spot-with-fallback'", job={"capacity": "cheap"}),
+    # Rules ECS would only apply at RunTask or RegisterTaskDefinition.
+    Bad("capacity", "allowed for ARM64: 'on-demand'",
+        job={"capacity": Capacity.SPOT, "cpu_architecture": ecs.CpuArchitecture.ARM64}),
+    Bad("chunk_size", "ECS allows 8192",
+        job={"partitions": Partitions.static([f"store-{i:04d}-" + "x" * 200 for i in range(40)]),
+             "chunk_size": 40}),
+    Bad("tags", "ECS allows 50 per task", job={"tags": {f"k{i}": "v" for i in range(45)}}),
+    Bad("environment", "ECS allows 65536",
+        job={"environment": {f"SETTING_{i}": "x" * 1000 for i in range(70)}}),
     Bad("cost_center", "must be 0-256 of letters", job={"cost_center": "cc|2001"}),
     Bad("tags", "not starting with 'aws:'", job={"tags": {"aws:owner": "x"}}),
     Bad("tags", "must be 0-256", job={"tags": {"note": "x" * 300}}),
@@ -111,35 +120,47 @@ ENVS = [
     Bad("compute.default_capacity", "'spot-with-fallback'", env=compute(default_capacity="cheap")),
     Bad("compute.enhanced_container_insights", "True or False",
         env=compute(enhanced_container_insights="yes")),
-    Bad("airflow.version", "Airflow 3.x.y", env=air(version="2.10.3")),
+    Bad("airflow.version", "not in the MWAA version table", env=air(version="2.10.3")),
     Bad("airflow.environment_class", "mw1.micro", env=air(environment_class="mw1.huge")),
     Bad("airflow.min_workers", "1 <= min <= max <= 25", env=air(min_workers=5, max_workers=2),
         names="airflow.min_workers'/'max_workers"),
     Bad("airflow.max_workers", "1 <= min <= max <= 25", env=air(max_workers=30),
         names="airflow.min_workers'/'max_workers"),
     Bad("airflow.schedulers", "must be 2-5", env=air(schedulers=1)),
+    Bad("airflow.schedulers", "mw1.micro runs exactly 1",
+        env=air(environment_class="mw1.micro", schedulers=2)),
     Bad("airflow.webserver_access", "WebserverAccess.PRIVATE", env=air(webserver_access="public")),
     Bad("airflow.max_map_length", "must be 1-100000", env=air(max_map_length=0)),
     Bad("airflow.triggerer_capacity", "must be 1-10000", env=air(triggerer_capacity=0)),
-    Bad("airflow.triggerers", "must be 1-10", env=air(triggerers=0)),
     Bad("airflow.weekly_maintenance_window_start", "'SUN:03:00'",
         env=air(weekly_maintenance_window_start="Sunday 3am")),
     Bad("airflow.log_level", "CRITICAL, ERROR, WARNING, INFO, DEBUG", env=air(log_level="LOUD")),
-    Bad("ecs_budget.launches_per_second", "at most 20", env=budget(launches_per_second=50)),
-    Bad("ecs_budget.launch_burst", "must be 1-100", env=budget(launch_burst=500)),
-    Bad("ecs_budget.reads_per_second", "above 0", env=budget(reads_per_second=0)),
-    Bad("ecs_budget.read_burst", "must be 1-100", env=budget(read_burst=0)),
-    Bad("ecs_budget.log_reads_per_second", "at most 10", env=budget(log_reads_per_second=11)),
-    Bad("ecs_budget.poll_interval_seconds", "must be 1-300", env=budget(poll_interval_seconds=0.5)),
-    Bad("ecs_budget.log_lines", "must be 1-10000", env=budget(log_lines=0)),
+    Bad("ecs_budget.launch_rate", "less than or equal to 20", env=budget(launch_rate=50)),
+    Bad("ecs_budget.launch_burst", "less than or equal to 100", env=budget(launch_burst=500)),
+    Bad("ecs_budget.read_rate", "greater than 0", env=budget(read_rate=0)),
+    Bad("ecs_budget.read_burst", "greater than or equal to 1", env=budget(read_burst=0)),
+    Bad("ecs_budget.log_rate", "less than or equal to 10", env=budget(log_rate=11)),
+    Bad("ecs_budget.log_burst", "less than or equal to 10", env=budget(log_burst=20)),
+    Bad("ecs_budget.stop_rate", "less than or equal to 20", env=budget(stop_rate=100)),
+    Bad("ecs_budget.stop_burst", "greater than or equal to 1", env=budget(stop_burst=0)),
+    Bad("ecs_budget.poll_interval", "greater than or equal to 1", env=budget(poll_interval=0.5)),
+    Bad("ecs_budget.log_lines", "greater than or equal to 1", env=budget(log_lines=0)),
+    Bad("ecs_budget.log_wait_seconds", "less than or equal to 60",
+        env=budget(log_wait_seconds=600)),
+    Bad("ecs_budget.launch_deadline_seconds", "greater than or equal to 60",
+        env=budget(launch_deadline_seconds=5)),
     Bad("log_retention_days", LOG_DAYS, env={"log_retention_days": 10}),
     Bad("removal_policy", "RemovalPolicy.DESTROY", env={"removal_policy": "delete"}),
     Bad("pools", "declare at least one pool", env={"pools": ()}),
     Bad("pools", "declared twice", env={"pools": DEV.pools + DEV.pools[:1]}),
-    Bad("pools.name", "letters, digits, _ . -", env=pools(PoolConfig("b a d", 1)), names="name"),
-    Bad("pools.slots", "must be 1-10000", env=pools(PoolConfig("gpu", 0)), names="slots"),
-    Bad("pools.description", "0-200 characters", env=pools(PoolConfig("gpu", 1, "x" * 201)),
+    Bad("pools.name", "^[A-Za-z0-9_.-]{1,50}$", env=pools(Pool("b a d", 1)), names="name"),
+    Bad("pools.slots", "less than or equal to 10000", env=pools(Pool("gpu", 10_001)),
+        names="slots"),
+    Bad("pools.description", "at most 200 characters", env=pools(Pool("gpu", 1, "x" * 201)),
         names="description"),
+    Bad("pools.include_deferred", "Input should be True",
+        env=pools(Pool("gpu", 1, include_deferred=False)),  # type: ignore[arg-type]
+        names="include_deferred"),
     Bad("default_pool", "declared: ['forecast', 'pricing', 'batch']", env={"default_pool": "gpu"}),
     Bad("tags", "not starting with 'aws:'", env={"tags": {"aws:x": "y"}}),
 ]  # fmt: skip
@@ -195,7 +216,7 @@ def test_the_corpus_covers_every_declared_field() -> None:
     for name in nested:
         kind = type(getattr(DEV, name))
         env_fields |= {f"{name}.{f.name}" for f in dataclasses.fields(kind)}
-    env_fields |= {f"pools.{f.name}" for f in dataclasses.fields(PoolConfig)}
+    env_fields |= {f"pools.{f.name}" for f in dataclasses.fields(Pool)}
     assert job_fields - {bad.covers for bad in JOBS} == set()
     assert env_fields - {bad.covers for bad in ENVS} == set()
     assert len(JOBS) + len(ENVS) >= 30

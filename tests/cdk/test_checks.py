@@ -13,7 +13,7 @@ import pytest
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_s3 as s3
 
-from config import ENVIRONMENTS, EnvironmentConfig, NetworkConfig, PoolConfig
+from config import ENVIRONMENTS, EnvironmentConfig, NetworkConfig, Pool
 from stacks.jobs_stack import JobsStack
 from stacks.platform_app import build_app, synth
 from tests.conftest import REPO, Synthesized
@@ -119,7 +119,7 @@ def test_an_existing_vpc_is_imported_from_committed_context(tmp_path: Path) -> N
         network=NetworkConfig(
             vpc_id="vpc-0123456789abcdef0", nat_gateways=1, interface_endpoints=False
         ),
-        pools=(PoolConfig("batch", 10),),
+        pools=(Pool("batch", 10),),
         default_pool="batch",
     )
     context = json.loads((REPO / "tests" / "fixtures" / "vpc-lookup.context.json").read_text())

@@ -210,9 +210,7 @@ def test_retry_delays(bench: PlatformBench) -> None:
 
 
 def test_execution_timeout_too_short(bench: PlatformBench) -> None:
-    refused(
-        bench, "execution_timeout", "at least 1 minute", execution_timeout=cdk.Duration.seconds(30)
-    )
+    refused(bench, "execution_timeout", "at least 60 s", execution_timeout=cdk.Duration.seconds(30))
 
 
 def test_max_active_runs(bench: PlatformBench) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from ml_platform.manifest import ManifestError, json_schema, load_manifest, parse_manifest
+from ml_platform.contract import ManifestError, json_schema, load_manifest, parse_manifest
 from tests.conftest import REPO, Synthesized
 
 
@@ -73,8 +73,8 @@ ENV = "environment 'dev'"
         (("jobs", 0, "cpu"), "big", f"{FC}: field 'cpu'", "valid integer"),
         (("jobs", 0, "logs", "group"), "", f"{FC}: field 'logs.group'", "at least 1 character"),
         (("jobs", 0, "tags"), {"a": 1}, f"{FC}: field 'tags.a'", "valid string"),
-        (("jobs", 2, "execution_timeout_seconds"), 0, f"{AD}: field 'execution_timeout_seconds'",
-         "greater than or equal to 1"),
+        (("jobs", 2, "execution_timeout_seconds"), 30, f"{AD}: field 'execution_timeout_seconds'",
+         "greater than or equal to 60"),
         (("jobs", 0, "max_active_runs"), 0, f"{FC}: field 'max_active_runs'", "greater than"),
         (("schema_version",), 2, f"{ENV}: field 'schema_version'", "Input should be 1"),
         (("region",), "", f"{ENV}: field 'region'", "at least 1 character"),

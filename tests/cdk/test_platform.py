@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from typing import Any
 
 from aws_cdk.assertions import Match, Template
@@ -263,43 +264,90 @@ def test_mwaa_execution_role_follows_the_user_guide(synthesized: Synthesized) ->
         assert needle in text, needle
 
 
-def test_dags_and_manifest_are_deployed_to_the_bucket(synthesized: Synthesized) -> None:
-    template = Template.from_json(synthesized.template("dev", "Airflow"))
-    template.has_resource_properties(
-        "Custom::CDKBucketDeployment",
-        {
-            "DestinationBucketKeyPrefix": "dags/",
-            "Prune": True,
-            "SourceObjectKeys": Match.any_value(),
-        },
-    )
-    deployment = next(iter(template.find_resources("Custom::CDKBucketDeployment").values()))
-    assert len(deployment["Properties"]["SourceObjectKeys"]) == 2  # dags/ and manifest.json
+def deployments(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The bucket deployments by destination prefix (dags/, plugins/)."""
+    return {
+        d["Properties"]["DestinationBucketKeyPrefix"]: d["Properties"]
+        for d in resources(template, "Custom::CDKBucketDeployment")
+    }
+
+
+def test_dags_folder_gets_only_the_dag_file_and_the_manifest(
+    synthesized: Synthesized,
+) -> None:
+    dags = deployments(synthesized.template("dev", "Airflow"))["dags/"]
+    assert dags["Prune"] is True
+    folder_key, _manifest_key = dags["SourceObjectKeys"]  # the dags/ folder, manifest.json
     # The manifest's deploy-time values (subnets, security group) are filled in by CDK.
-    assert "SourceMarkers" in deployment["Properties"]
+    assert dags["SourceMarkers"][0] == {} and dags["SourceMarkers"][1]
+    staged = synthesized.outdir / f"asset.{folder_key.removesuffix('.zip')}"
+    assert sorted(p.name for p in staged.iterdir()) == ["ml_platform_dags.py"]
 
 
-def test_pools_are_upserted_in_mwaa_at_deploy_time(synthesized: Synthesized) -> None:
+def test_runtime_package_is_deployed_as_plugins_zip_with_its_version(
+    synthesized: Synthesized,
+) -> None:
+    template = synthesized.template("dev", "Airflow")
+    plugins = deployments(template)["plugins/"]
+    assert plugins["Extract"] is False and plugins["Prune"] is False
+    (key,) = plugins["SourceObjectKeys"]
+    with zipfile.ZipFile(synthesized.outdir / f"asset.{key}") as archive:
+        names = set(archive.namelist())
+    assert {
+        ".airflowignore",
+        "ml_platform/__init__.py",
+        "ml_platform/contract.py",
+        "ml_platform/factory.py",
+        "ml_platform/fargate.py",
+        "ml_platform/fleet.py",
+    } == names
+    (environment,) = resources(template, "AWS::MWAA::Environment")
+    path = environment["Properties"]["PluginsS3Path"]["Fn::Join"][1]
+    assert path[0] == "plugins/" and path[1]["Fn::Select"][1]["Fn::GetAtt"][1] == "SourceObjectKeys"
+    # The version is the one S3 reports for the key just uploaded (a new key per change).
+    version = environment["Properties"]["PluginsS3ObjectVersion"]["Fn::GetAtt"]
+    assert version[1] == "VersionId"
+    head = template["Resources"][version[0]]
+    call = head["Properties"]["Create"]["Fn::Join"][1]
+    assert '"action":"headObject","service":"S3"' in call[0]
+    assert call[3] == path[1]  # the same key as PluginsS3Path
+    assert head["Properties"]["Update"] == head["Properties"]["Create"]
+
+
+def test_mwaa_is_created_after_its_execution_role_policy(synthesized: Synthesized) -> None:
     template = synthesized.template("prod", "Airflow")
-    upserts = resources(template, "Custom::AWS")
-    assert len(upserts) == 1
-    for phase in ("Create", "Update"):
-        call = json.loads(upserts[0]["Properties"][phase])
-        assert (call["service"], call["action"]) == ("MWAA", "InvokeRestApi")
-        assert call["parameters"]["Name"] == "mlp-prod-airflow"
-        assert (call["parameters"]["Path"], call["parameters"]["Method"]) == ("/pools", "PATCH")
-        (action,) = call["parameters"]["Body"]["actions"]
-        assert action["action_on_existence"] == "overwrite"
-        assert {(p["name"], p["slots"], p["include_deferred"]) for p in action["entities"]} == {
-            ("forecast", 2000, True),
-            ("pricing", 150, True),
-            ("batch", 50, True),
-        }
-    # Only after the environment exists, from inside the VPC, as Airflow's Op role only.
-    assert any("MwaaEnvironment" in d for d in upserts[0]["DependsOn"])
-    # The pools call and the DAG deployment both run inside the VPC.
-    functions = resources(template, "AWS::Lambda::Function")
-    assert len(functions) == 2 and all("VpcConfig" in f["Properties"] for f in functions)
+    (environment,) = [
+        name for name, r in template["Resources"].items() if r["Type"] == "AWS::MWAA::Environment"
+    ]
+    role = template["Resources"][environment]["Properties"]["ExecutionRoleArn"]["Fn::GetAtt"][0]
+    policies = [
+        name
+        for name, r in template["Resources"].items()
+        if r["Type"] == "AWS::IAM::Policy" and {"Ref": role} in r["Properties"]["Roles"]
+    ]
+    assert policies and set(policies) <= set(template["Resources"][environment]["DependsOn"])
+
+
+def test_pools_are_upserted_and_read_back_at_deploy_time(synthesized: Synthesized) -> None:
+    template = synthesized.template("prod", "Airflow")
+    (upsert,) = resources(template, "Custom::AirflowPools")
+    assert upsert["Properties"]["EnvironmentName"] == "mlp-prod-airflow"
+    assert json.loads(upsert["Properties"]["Pools"]) == [
+        {"name": "forecast", "slots": 2000, "description": "Location forecast Fargate tasks",
+         "include_deferred": True},
+        {"name": "pricing", "slots": 150, "description": "Dynamic pricing Fargate tasks",
+         "include_deferred": True},
+        {"name": "batch", "slots": 50, "description": "Everything else", "include_deferred": True},
+    ]  # fmt: skip
+    # The same pools as the manifest the DAGs read.
+    assert json.loads(upsert["Properties"]["Pools"]) == synthesized.manifest("prod")["pools"]
+    # Only after the environment exists.
+    assert any("MwaaEnvironment" in d for d in upsert["DependsOn"])
+    handlers = [
+        f for f in resources(template, "AWS::Lambda::Function")
+        if f["Properties"].get("Handler") == "index.on_event"
+    ]  # fmt: skip
+    assert len(handlers) == 1 and "VpcConfig" in handlers[0]["Properties"]
     statements = [
         s
         for p in resources(template, "AWS::IAM::Policy")

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from constructs_lib.job import _SECRET_LIKE
+from constructs_lib.job_checks import SECRET_LIKE
 from tests.conftest import Synthesized
 
 ENVS = ["dev", "prod"]
@@ -242,7 +242,7 @@ def test_no_secret_travels_as_a_plaintext_variable(synthesized: Synthesized) -> 
         variables += environment["Properties"].get("AirflowConfigurationOptions", {}).items()
     assert variables
     for name, value in variables:
-        assert not _SECRET_LIKE.search(name), name
+        assert not SECRET_LIKE.search(name), name
         assert not SECRET_VALUE.search(json.dumps(value)), name
 
 

@@ -11,8 +11,14 @@ from typing import Any
 
 import pytest
 
-from ml_platform.manifest import load_manifest
+from ml_platform.contract import load_manifest
 from tests.dags.conftest import DAGS
+
+#: What Airflow hands the resolve task at run time.
+RUN = {
+    "run_id": "scheduled__2026-01-01T00:00:00+00:00",
+    "logical_date": "2026-01-01T00:00:00+00:00",
+}
 
 
 def dagbag(manifest: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
@@ -71,11 +77,11 @@ def test_chunks_are_resolved_at_run_time(dev_manifest: Path) -> None:
     from ml_platform.factory import resolve_chunks
 
     job = load_manifest(dev_manifest).job("anomaly-detector")
-    chunks = resolve_chunks(job, max_map_length=4096, aws_conn_id=None)
+    chunks = resolve_chunks(job, max_map_length=4096, aws_conn_id=None, **RUN)
     assert len(chunks) == 12 and all(len(c) == 25 for c in chunks)
     assert chunks[0][0] == "sensor-001" and chunks[-1][-1] == "sensor-300"
     with pytest.raises(Exception, match=r"12 tasks, above core.max_map_length 10"):
-        resolve_chunks(job, max_map_length=10, aws_conn_id=None)
+        resolve_chunks(job, max_map_length=10, aws_conn_id=None, **RUN)
 
 
 GUARD = """
@@ -86,6 +92,7 @@ socket.socket.connect = refuse
 socket.create_connection = refuse
 sys.path.insert(0, {dags!r})
 import runpy
+
 runpy.run_path({dag_file!r})
 print("parsed")
 """

@@ -8,11 +8,17 @@ from typing import Any
 
 import pytest
 
+from ml_platform.contract import Job
 from ml_platform.factory import resolve_chunks
-from ml_platform.manifest import Job
 from simulator.bootstrap import airflow_connection, client
 from simulator.fargate import FargateSimulator, Scripted
 from simulator.server import LocalAws
+
+#: What Airflow hands the resolve task at run time.
+RUN = {
+    "run_id": "scheduled__2026-01-01T00:00:00+00:00",
+    "logical_date": "2026-01-01T00:00:00+00:00",
+}
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +68,7 @@ def test_s3_partitions_are_read_and_chunked(aws: LocalAws, connection: str) -> N
     s3.create_bucket(Bucket="partitions")
     values = [f"sensor-{i:03d}" for i in range(1, 8)]
     s3.put_object(Bucket="partitions", Key="lists/sensors.json", Body=json.dumps(values))
-    chunks = resolve_chunks(s3_job("partitions", "lists/sensors.json"), 100, connection)
+    chunks = resolve_chunks(s3_job("partitions", "lists/sensors.json"), 100, connection, **RUN)
     assert chunks == [values[0:3], values[3:6], values[6:7]]
 
 
@@ -71,4 +77,4 @@ def test_a_malformed_partition_object_fails_clearly(aws: LocalAws, connection: s
     s3.create_bucket(Bucket="broken")
     s3.put_object(Bucket="broken", Key="p.json", Body=json.dumps({"not": "a list"}))
     with pytest.raises(Exception, match=r"s3://broken/p.json must hold a JSON list"):
-        resolve_chunks(s3_job("broken", "p.json"), 100, connection)
+        resolve_chunks(s3_job("broken", "p.json"), 100, connection, **RUN)

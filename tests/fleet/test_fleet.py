@@ -9,12 +9,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from ml_platform.contract import EcsBudget
 from ml_platform.fargate import FargateJobTrigger, client_token, started_by
-from ml_platform.fleet import Fleet, FleetConfig, LaunchFailed
+from ml_platform.fleet import Fleet, LaunchFailed
 from simulator.bootstrap import airflow_connection, bootstrap_family
 from simulator.fargate import FargateSimulator, Faults, Scripted
 from simulator.server import LocalAws
@@ -98,7 +100,7 @@ def test_status_checks_are_batched_100_arns_a_call(bench: Bench) -> None:
     bench.behaviour.seconds = 3.0
 
     async def scenario() -> list[dict[str, Any]]:
-        fleet = Fleet.get(FleetConfig(poll_interval=1.0, read_rate=50, read_burst=50))
+        fleet = Fleet.get(EcsBudget(poll_interval=1.0, read_rate=50, read_burst=50))
         tasks = await launch_all(fleet, bench, 250)
         stopped = await asyncio.gather(
             *(
@@ -119,7 +121,7 @@ def test_status_checks_are_batched_100_arns_a_call(bench: Bench) -> None:
 
 def test_launches_are_paced_inside_the_launch_limit(bench: Bench) -> None:
     async def scenario() -> float:
-        fleet = Fleet.get(FleetConfig(launch_rate=20, launch_burst=100))
+        fleet = Fleet.get(EcsBudget(launch_rate=20, launch_burst=100))
         started = time.monotonic()
         await launch_all(fleet, bench, 160)
         await fleet.close()
@@ -140,7 +142,7 @@ def test_throttled_reads_back_off_and_every_task_is_still_seen(bench: Bench) -> 
 
     async def scenario() -> list[dict[str, Any]]:
         # A fleet that over-asks: the simulator throttles it; it must back off, not fail.
-        fleet = Fleet.get(FleetConfig(poll_interval=0.2, read_rate=100, read_burst=100))
+        fleet = Fleet.get(EcsBudget(poll_interval=0.2, read_rate=100, read_burst=100))
         tasks = await launch_all(fleet, bench, 30)
         stopped = await asyncio.wait_for(
             asyncio.gather(
@@ -166,7 +168,7 @@ def test_throttled_launches_are_retried_not_failed(bench: Bench) -> None:
     bench.simulator.buckets["RunTask"].burst = bench.simulator.buckets["RunTask"].tokens = 5
 
     async def scenario() -> list[dict[str, Any]]:
-        fleet = Fleet.get(FleetConfig(launch_rate=100, launch_burst=100))
+        fleet = Fleet.get(EcsBudget(launch_rate=100, launch_burst=100))
         tasks = await launch_all(fleet, bench, 20)
         await fleet.close()
         return tasks
@@ -178,7 +180,7 @@ def test_throttled_launches_are_retried_not_failed(bench: Bench) -> None:
 
 def test_a_repeated_launch_starts_no_second_task(bench: Bench) -> None:
     async def scenario() -> tuple[dict, dict]:
-        fleet = Fleet.get(FleetConfig())
+        fleet = Fleet.get(EcsBudget())
         first = await fleet.launch(
             bench.request("same"), aws_conn_id=CONN, region=REGION, spot_fallback=False
         )
@@ -197,7 +199,7 @@ def test_spot_without_capacity_falls_back_to_on_demand(bench: Bench) -> None:
     bench.simulator.inject(FAMILY, Faults(spot_capacity_failures=1))
 
     async def scenario() -> dict[str, Any]:
-        fleet = Fleet.get(FleetConfig())
+        fleet = Fleet.get(EcsBudget())
         task = await fleet.launch(
             bench.request("spotty", spot=True), aws_conn_id=CONN, region=REGION, spot_fallback=True
         )
@@ -212,7 +214,7 @@ def test_capacity_unavailable_is_retried_on_spot_when_no_fallback(bench: Bench) 
     bench.simulator.inject(FAMILY, faults)
 
     async def scenario() -> dict[str, Any]:
-        fleet = Fleet.get(FleetConfig())
+        fleet = Fleet.get(EcsBudget())
         task = await fleet.launch(
             bench.request("patient", spot=True),
             aws_conn_id=CONN,
@@ -228,7 +230,7 @@ def test_capacity_unavailable_is_retried_on_spot_when_no_fallback(bench: Bench) 
 
 def test_a_refused_launch_fails_with_the_reason(bench: Bench) -> None:
     async def scenario() -> None:
-        fleet = Fleet.get(FleetConfig())
+        fleet = Fleet.get(EcsBudget())
         request = bench.request("nowhere") | {"taskDefinition": "no-such-family"}
         try:
             await fleet.launch(request, aws_conn_id=CONN, region=REGION, spot_fallback=False)
@@ -239,14 +241,21 @@ def test_a_refused_launch_fails_with_the_reason(bench: Bench) -> None:
         run(scenario())
 
 
+FAST_POLL = EcsBudget(poll_interval=0.5)
+
+
 def trigger(
-    bench: Bench, name: str, try_number: int = 1, deadline: str | None = None
+    bench: Bench,
+    name: str,
+    try_number: int = 1,
+    deadline: str | None = None,
+    budget: EcsBudget = FAST_POLL,
 ) -> FargateJobTrigger:
     return FargateJobTrigger(
         request=bench.request(name, try_number=try_number),
         region=REGION,
         aws_conn_id=CONN,
-        fleet=FleetConfig(poll_interval=0.5).to_dict(),
+        fleet=budget.to_dict(),
         try_number=try_number,
         log_group=GROUP,
         log_stream_prefix="job",
@@ -258,7 +267,7 @@ def trigger(
 async def first_event(job_trigger: FargateJobTrigger, *, close: bool = True) -> dict[str, Any]:
     async for event in job_trigger.run():
         if close:  # the process's shared clients; a real triggerer keeps them open
-            await Fleet.get(FleetConfig()).close()
+            await Fleet.get(EcsBudget()).close()
         return dict(event.payload)
     raise AssertionError("no event")
 
@@ -295,7 +304,7 @@ def test_logs_are_read_once_and_bounded(bench: Bench) -> None:
     assert bench.simulator.metrics.calls["GetLogEvents"] == 1
 
     async def starved() -> list[str] | None:
-        fleet = Fleet.get(FleetConfig(log_rate=0.01, log_burst=1))
+        fleet = Fleet.get(EcsBudget(log_rate=0.01, log_burst=1))
         fleet.log_reads.tokens = 0
         lines = await fleet.tail(
             GROUP, event["log_stream"], aws_conn_id=CONN, region=REGION, wait=0.2
@@ -314,7 +323,7 @@ def test_a_trigger_running_twice_starts_one_task(bench: Bench) -> None:
             first_event(FargateJobTrigger(**kwargs), close=False),
             first_event(FargateJobTrigger(**kwargs), close=False),
         )
-        await Fleet.get(FleetConfig()).close()
+        await Fleet.get(EcsBudget()).close()
         return list(events)
 
     one, two = run(both())
@@ -372,10 +381,83 @@ def test_on_kill_stops_the_task_of_a_cleared_or_failed_try(bench: Bench) -> None
         waiting.cancel()  # what the triggerer does, then it awaits on_kill
         await asyncio.gather(waiting, return_exceptions=True)
         await job.on_kill()
-        await Fleet.get(FleetConfig()).close()
+        await Fleet.get(EcsBudget()).close()
 
     run(kill_midway())
     assert running(bench) == []
+    (task,) = bench.simulator.tasks.values()
+    assert "cleared or marked" in task.stopped_reason
+
+
+@pytest.mark.parametrize(
+    ("airflow_says", "keeps_running"),
+    [
+        ((True, 1), True),  # still deferred on this try: the trigger moved (#73454)
+        ((True, 2), False),  # cleared, and the next try has deferred already
+        ((False, 1), False),  # cleared, marked or timed out
+        (RuntimeError("supervisor gone"), False),  # no answer: stop, as before
+    ],
+)
+def test_on_kill_tells_a_moved_trigger_from_a_cleared_try(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch, airflow_says: Any, keeps_running: bool
+) -> None:
+    """The triggerer's answer (state and try marker) is what the fault matrix gets from a
+    real Airflow; here it is given, to pin down the decision for each answer."""
+
+    def lookup(ti: Any) -> tuple[bool, Any]:
+        assert (ti.dag_id, ti.task_id, ti.map_index) == ("job", "run", 3)
+        if isinstance(airflow_says, Exception):
+            raise airflow_says
+        return airflow_says  # type: ignore[no-any-return]
+
+    monkeypatch.setattr("ml_platform.fargate._deferred_and_marker", lookup)
+    bench.behaviour.seconds = 60.0
+
+    async def kill_midway() -> None:
+        job = trigger(bench, "moved")
+        job.task_instance = SimpleNamespace(dag_id="job", task_id="run", run_id="r", map_index=3)
+        waiting = asyncio.ensure_future(first_event(job, close=False))
+        while not running(bench):
+            await asyncio.sleep(0.1)
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
+        await job.on_kill()
+        await Fleet.get(EcsBudget()).close()
+
+    run(kill_midway())
+    assert bool(running(bench)) is keeps_running
+
+
+def test_on_kill_finishes_when_airflow_cancels_it_midway(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Airflow 3.3 cancels a trigger again on every sync until it is gone, and so cancels
+    an on_kill still waiting for its answer; the stop must happen all the same."""
+
+    def slow_answer(ti: Any) -> tuple[bool, Any]:
+        time.sleep(1.0)
+        return False, 1  # cleared
+
+    monkeypatch.setattr("ml_platform.fargate._deferred_and_marker", slow_answer)
+    bench.behaviour.seconds = 60.0
+
+    async def kill_twice() -> None:
+        job = trigger(bench, "recancelled")
+        job.task_instance = SimpleNamespace(dag_id="d", task_id="run", run_id="r", map_index=0)
+        waiting = asyncio.ensure_future(first_event(job, close=False))
+        while not running(bench):
+            await asyncio.sleep(0.1)
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
+        killing = asyncio.ensure_future(job.on_kill())
+        await asyncio.sleep(0.2)
+        killing.cancel()  # the next sync's cancel
+        await asyncio.gather(killing, return_exceptions=True)
+        while running(bench):
+            await asyncio.sleep(0.1)
+        await Fleet.get(EcsBudget()).close()
+
+    run(asyncio.wait_for(kill_twice(), 30))
     (task,) = bench.simulator.tasks.values()
     assert "cleared or marked" in task.stopped_reason
 
@@ -384,7 +466,7 @@ def test_on_kill_before_the_arn_is_known_stops_only_this_try(bench: Bench) -> No
     bench.behaviour.seconds = 60.0
 
     async def launch(try_number: int) -> str:
-        task = await Fleet.get(FleetConfig()).launch(
+        task = await Fleet.get(EcsBudget()).launch(
             bench.request("lost", try_number=try_number),
             aws_conn_id=CONN,
             region=REGION,
@@ -396,7 +478,7 @@ def test_on_kill_before_the_arn_is_known_stops_only_this_try(bench: Bench) -> No
         first, second = await launch(1), await launch(2)
         # Try 2's trigger was killed before it recorded its launch: found by listing.
         await trigger(bench, "lost", try_number=2).on_kill()
-        await Fleet.get(FleetConfig()).close()
+        await Fleet.get(EcsBudget()).close()
         return first, second
 
     first, second = run(scenario())
@@ -412,7 +494,7 @@ async def _cancel_after(bench: Bench, job: FargateJobTrigger, seconds: float) ->
         await asyncio.sleep(0.1)
     waiting.cancel()
     await asyncio.gather(waiting, return_exceptions=True)
-    await Fleet.get(FleetConfig()).close()
+    await Fleet.get(EcsBudget()).close()
 
 
 def test_airflows_backstop_timeout_stops_the_task(bench: Bench) -> None:
@@ -437,7 +519,7 @@ def test_a_retry_does_not_adopt_a_task_that_is_being_stopped(bench: Bench) -> No
     task.desired_status = "STOPPED"  # StopTask sent; ECS has not stopped it yet
 
     async def find() -> dict[str, Any] | None:
-        fleet = Fleet.get(FleetConfig())
+        fleet = Fleet.get(EcsBudget())
         found = await fleet.find_earlier(
             started_by("stopping"), cluster=CLUSTER, aws_conn_id=CONN, region=REGION
         )
@@ -458,8 +540,9 @@ def test_a_mass_kill_stops_every_task_paced_even_after_on_kill_gives_up(bench: B
     count = 60
 
     async def scenario() -> float:
-        fleet = Fleet.get(FleetConfig(stop_rate=20, stop_burst=10))
-        triggers = [trigger(bench, f"p{i}") for i in range(count)]
+        budget = EcsBudget(stop_rate=20, stop_burst=10, poll_interval=0.5)
+        fleet = Fleet.get(budget)
+        triggers = [trigger(bench, f"p{i}", budget=budget) for i in range(count)]
         waiting = [asyncio.ensure_future(first_event(t, close=False)) for t in triggers]
         while len(running(bench)) < count:
             await asyncio.sleep(0.2)

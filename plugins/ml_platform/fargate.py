@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import re
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -19,19 +18,26 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from ml_platform.fleet import Fleet, FleetConfig, LaunchFailed
-from ml_platform.manifest import Capacity, Job, Manifest
+from ml_platform.contract import (
+    CLIENT_TOKEN_MAX,
+    STARTED_BY_MAX,
+    Capacity,
+    EcsBudget,
+    Job,
+    Manifest,
+    chunk_overrides,
+)
+from ml_platform.fleet import Fleet, LaunchFailed
 
 # Stop codes that mean the task did not finish its work, whatever its exit code says.
 _INTERRUPTED = {"SpotInterruption", "TaskFailedToStart", "ServiceSchedulerInitiated",
                 "TerminationNotice"}  # fmt: skip
 LOG_LINES_IN_FAILURE = 20
-#: ECS limits (RunTask API reference).
-STARTED_BY_MAX = 36
-CLIENT_TOKEN_MAX = 64
 #: Airflow's own deferral timeout trails the trigger's deadline by this much: the trigger
 #: stops the task and reports first; Airflow's timeout is the backstop.
 TIMEOUT_BACKSTOP = timedelta(seconds=60)
+#: XCom a try writes before deferring: tells a moved trigger from a cleared try.
+TRY_MARKER = "ml_platform_try"
 _SECRET_ARN = re.compile(r"arn:aws[\w-]*:(?:secretsmanager|ssm):[^\s,;]+")
 
 
@@ -107,7 +113,7 @@ class FargateJobTrigger(BaseTrigger):
         return {"aws_conn_id": self.aws_conn_id, "region": self.region}
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        fleet = Fleet.get(FleetConfig(**self.fleet))
+        fleet = Fleet.get(EcsBudget(**self.fleet))
         left = None
         if self.deadline is not None:
             left = (datetime.fromisoformat(self.deadline) - datetime.now(UTC)).total_seconds()
@@ -119,7 +125,7 @@ class FargateJobTrigger(BaseTrigger):
         except asyncio.CancelledError:
             # Airflow's backstop timeout cancels without calling on_kill; stop the task here.
             if self._airflow_timeout_passed():
-                await self._stop_all(fleet, "Airflow deferral timeout reached")
+                await fleet.finish(self._stop_all(fleet, "Airflow deferral timeout reached"))
             raise
         if event["status"] == "stopped":
             await self._read_logs(fleet, event)
@@ -134,10 +140,39 @@ class FargateJobTrigger(BaseTrigger):
         return timeout_after <= datetime.now(UTC)
 
     async def on_kill(self) -> None:
-        """A user cleared or marked the deferred task: its Fargate task must not run on."""
-        await self._stop_all(
-            Fleet.get(FleetConfig(**self.fleet)), "Airflow task was cleared or marked by a user"
-        )
+        """Stop the Fargate task when a user cleared or marked this try.
+
+        Airflow 3.3's triggerer also calls ``on_kill`` when the trigger merely moved to
+        another triggerer after a missed heartbeat (apache/airflow#73454): then the task
+        instance is still deferred on this try, and the new owner follows the same task.
+        """
+        # Airflow cancels a trigger again on every sync until it is gone, and that cuts a
+        # slow on_kill short: the decision and the stop run to their end regardless.
+        fleet = Fleet.get(EcsBudget(**self.fleet))
+        await fleet.finish(self._kill(fleet))
+
+    async def _kill(self, fleet: Fleet) -> None:
+        if await self._try_still_deferred():
+            self.log.info("Trigger moved to another triggerer; its Fargate task keeps running")
+            return
+        await self._stop_all(fleet, "Airflow task was cleared or marked by a user")
+
+    async def _try_still_deferred(self) -> bool:
+        """Whether this trigger's task instance is deferred on this very try.
+
+        State alone is not enough: after a clear, the next try may already have deferred
+        again. Each try records its number in an XCom before deferring, and Airflow clears
+        a task instance's XComs when a new try starts. Unknown counts as not deferred.
+        """
+        ti = getattr(self, "task_instance", None)  # set by the triggerer
+        if ti is None:
+            return False
+        try:
+            deferred, marker = await asyncio.to_thread(_deferred_and_marker, ti)
+        except Exception as error:  # no answer from the triggerer's supervisor
+            self.log.warning("Could not look up %s (%s); stopping its task", ti.task_id, error)
+            return False
+        return deferred and marker == self.try_number
 
     async def _stop_all(self, fleet: Fleet, reason: str) -> list[str]:
         """Stop this try's task; when its ARN is not known yet, every task it may have started."""
@@ -204,9 +239,25 @@ class FargateJobTrigger(BaseTrigger):
         container = self.request["overrides"]["containerOverrides"][0]["name"]
         stream = f"{self.log_stream_prefix}/{container}/{event['task_arn'].rsplit('/', 1)[-1]}"
         # A failure's last lines are worth waiting for; a success's are best effort.
-        wait = fleet.config.log_wait_seconds if succeeded(event) else None
+        wait = fleet.budget.log_wait_seconds if succeeded(event) else None
         event["log_lines"] = await fleet.tail(self.log_group, stream, wait=wait, **self._where())
         event["log_stream"] = stream
+
+
+def _deferred_and_marker(ti: Any) -> tuple[bool, Any]:
+    """Ask Airflow (through the triggerer's supervisor) about a trigger's task instance."""
+    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+    from airflow.sdk.execution_time.xcom import XCom
+
+    where = {"dag_id": ti.dag_id, "run_id": ti.run_id, "map_index": ti.map_index}
+    count = RuntimeTaskInstance.get_ti_count(
+        dag_id=ti.dag_id,
+        map_index=ti.map_index,
+        task_ids=[ti.task_id],
+        run_ids=[ti.run_id],
+        states=["deferred"],
+    )
+    return count == 1, XCom.get_one(key=TRY_MARKER, task_id=ti.task_id, **where)
 
 
 def succeeded(event: dict[str, Any]) -> bool:
@@ -245,7 +296,7 @@ class FargateChunkOperator(BaseOperator):
     :param job: the job's manifest entry.
     :param manifest: the environment's manifest (cluster, network, region).
     :param chunk: the partitions this task processes; mapped over by the DAG.
-    :param fleet: the triggerer's budgets (launch, read, log rates; poll interval).
+    :param fleet: the triggerer's ECS budget. Default: the manifest's.
     """
 
     template_fields: Sequence[str] = ()
@@ -258,7 +309,7 @@ class FargateChunkOperator(BaseOperator):
         manifest: Manifest,
         chunk: list[str],
         aws_conn_id: str | None = "aws_default",
-        fleet: FleetConfig | None = None,
+        fleet: EcsBudget | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -266,7 +317,7 @@ class FargateChunkOperator(BaseOperator):
         self.manifest = manifest
         self.chunk = chunk
         self.aws_conn_id = aws_conn_id
-        self.fleet_config = fleet or FleetConfig()
+        self.fleet_budget = fleet or manifest.fleet
 
     # -- launch: no AWS call on the worker; the triggerer's fleet launches --------------
 
@@ -281,12 +332,13 @@ class FargateChunkOperator(BaseOperator):
         deadline = None
         if self.execution_timeout is not None:
             deadline = (datetime.now(UTC) + self.execution_timeout).isoformat()
+        ti.xcom_push(key=TRY_MARKER, value=ti.try_number)
         self.defer(
             trigger=FargateJobTrigger(
                 request=self.run_task_request(context),
                 region=self.manifest.region,
                 aws_conn_id=self.aws_conn_id,
-                fleet=self.fleet_config.to_dict(),
+                fleet=self.fleet_budget.to_dict(),
                 try_number=ti.try_number,
                 log_group=self.job.logs.group,
                 log_stream_prefix=self.job.logs.stream_prefix,
@@ -303,12 +355,6 @@ class FargateChunkOperator(BaseOperator):
         ti = context["ti"]
         run_id = context["run_id"]
         map_index = ti.map_index
-        environment = [
-            {"name": "ML_PARTITIONS", "value": json.dumps(self.chunk)},
-            {"name": "ML_LOGICAL_DATE", "value": context["dag_run"].run_after.isoformat()},
-            {"name": "ML_RUN_ID", "value": run_id},
-            {"name": "ML_CHUNK_INDEX", "value": str(map_index)},
-        ]
         tags = {
             **self.job.tags,
             "dag": ti.dag_id,
@@ -328,11 +374,13 @@ class FargateChunkOperator(BaseOperator):
                     "assignPublicIp": "DISABLED",
                 }
             },
-            "overrides": {
-                "containerOverrides": [
-                    {"name": self.job.container_name, "environment": environment}
-                ]
-            },
+            "overrides": chunk_overrides(
+                self.job.container_name,
+                self.chunk,
+                logical_date=context["dag_run"].run_after.isoformat(),
+                run_id=run_id,
+                chunk_index=map_index,
+            ),
             "tags": [{"key": k, "value": v} for k, v in tags.items()],
             "propagateTags": "TASK_DEFINITION",
             "enableECSManagedTags": True,

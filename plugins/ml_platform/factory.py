@@ -18,27 +18,35 @@ from typing import Any
 from airflow.sdk import DAG, TriggerRule, task
 from airflow.sdk.exceptions import AirflowException
 
+from ml_platform.contract import (
+    RUN_TASK_OVERRIDES_MAX_CHARS,
+    Job,
+    Manifest,
+    S3Partitions,
+    chunk_overrides,
+    load_manifest,
+    overrides_chars,
+)
 from ml_platform.fargate import FargateChunkOperator
-from ml_platform.fleet import FleetConfig
-from ml_platform.manifest import Job, Manifest, S3Partitions, load_manifest
 
 log = logging.getLogger(__name__)
 
-#: Where the manifest is looked for when ML_PLATFORM_MANIFEST is not set: beside the DAGs.
-DEFAULT_MANIFEST = Path(__file__).resolve().parents[1] / "manifest.json"
+#: The manifest's name beside the DAG file (``ML_PLATFORM_MANIFEST`` overrides the path).
+MANIFEST_NAME = "manifest.json"
 START_DATE = datetime(2024, 1, 1, tzinfo=UTC)
-
-
-def manifest_path() -> Path:
-    return Path(os.environ.get("ML_PLATFORM_MANIFEST", DEFAULT_MANIFEST))
 
 
 def chunked(values: list[str], size: int) -> list[list[str]]:
     return [values[i : i + size] for i in range(0, len(values), size)]
 
 
-def resolve_chunks(job: Job, max_map_length: int, aws_conn_id: str | None) -> list[list[str]]:
-    """The job's partitions, cut into chunks (run time: S3 is read here, never at parse)."""
+def resolve_chunks(
+    job: Job, max_map_length: int, aws_conn_id: str | None, *, run_id: str, logical_date: str
+) -> list[list[str]]:
+    """The job's partitions, cut into chunks (run time: S3 is read here, never at parse).
+
+    Refuses a chunk whose RunTask overrides ECS would refuse, before anything launches.
+    """
     if isinstance(job.partitions, S3Partitions):
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
@@ -59,6 +67,19 @@ def resolve_chunks(job: Job, max_map_length: int, aws_conn_id: str | None) -> li
         )
     if not chunks:
         raise AirflowException(f"job {job.name!r}: no partitions to run")
+    for index, chunk in enumerate(chunks):
+        size = overrides_chars(
+            chunk_overrides(
+                job.container_name, chunk, logical_date=logical_date, run_id=run_id,
+                chunk_index=index,
+            )
+        )  # fmt: skip
+        if size > RUN_TASK_OVERRIDES_MAX_CHARS:
+            raise AirflowException(
+                f"job {job.name!r}: chunk {index} ({', '.join(chunk[:3])} ...) makes RunTask "
+                f"overrides of {size} characters; ECS allows {RUN_TASK_OVERRIDES_MAX_CHARS}. "
+                "Lower chunk_size or shorten the partition names."
+            )
     return chunks
 
 
@@ -137,10 +158,10 @@ def build_dag(
     poll_interval: float | None = None,
 ) -> DAG:
     """:param poll_interval: overrides the manifest's (local runs poll faster)."""
-    fleet = FleetConfig(**manifest.fleet.model_dump())
+    fleet = manifest.fleet
     if poll_interval is not None:
         fleet = replace(fleet, poll_interval=poll_interval)
-    pool = next(p for p in manifest.pools if p.name == job.pool)
+    pool = manifest.pool(job.pool)
     with DAG(
         dag_id=job.name,
         schedule=job.schedule,
@@ -155,8 +176,14 @@ def build_dag(
     ) as dag:
 
         @task(task_id="resolve_partitions", retries=2, retry_delay=timedelta(seconds=30))
-        def resolve() -> list[list[str]]:
-            return resolve_chunks(job, manifest.max_map_length, aws_conn_id)
+        def resolve(**context: Any) -> list[list[str]]:
+            return resolve_chunks(
+                job,
+                manifest.max_map_length,
+                aws_conn_id,
+                run_id=context["run_id"],
+                logical_date=context["dag_run"].run_after.isoformat(),
+            )
 
         chunks = resolve()
         run = FargateChunkOperator.partial(
@@ -186,8 +213,10 @@ def build_dags(manifest: Manifest, **kwargs: Any) -> dict[str, DAG]:
     return {job.name: build_dag(manifest, job, **kwargs) for job in manifest.jobs}
 
 
-def dags_from_manifest(path: str | Path | None = None, **kwargs: Any) -> dict[str, DAG]:
-    """Every job's DAG; a malformed manifest raises, so the DAG file shows an import error."""
+def dags_from_manifest(dag_folder: str | Path, **kwargs: Any) -> dict[str, DAG]:
+    """Every job's DAG from the manifest beside the DAG file in ``dag_folder``; a malformed
+    manifest raises, so the DAG file shows an import error."""
     if "ML_PLATFORM_POLL_SECONDS" in os.environ:
         kwargs.setdefault("poll_interval", float(os.environ["ML_PLATFORM_POLL_SECONDS"]))
-    return build_dags(load_manifest(path or manifest_path()), **kwargs)
+    path = os.environ.get("ML_PLATFORM_MANIFEST") or Path(dag_folder) / MANIFEST_NAME
+    return build_dags(load_manifest(path), **kwargs)

@@ -23,45 +23,24 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar
+from collections.abc import Coroutine, Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
 
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from ml_platform.contract import DESCRIBE_TASKS_MAX_ARNS, EcsBudget
+
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 THROTTLED = {"ThrottlingException", "Throttling", "TooManyRequestsException",
              "RequestLimitExceeded", "ServerException"}  # fmt: skip
 CAPACITY = "capacity is unavailable"
-MAX_BATCH = 100  # DescribeTasks takes at most 100 ARNs
+MAX_BATCH = DESCRIBE_TASKS_MAX_ARNS
 # Our own pacing handles throttling; botocore's hidden retries would multiply calls.
 NO_SDK_RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 1})
-
-
-@dataclass(frozen=True)
-class FleetConfig:
-    """Per-triggerer budgets (the account's limits divided among the triggerers)."""
-
-    launch_rate: float = 20.0
-    launch_burst: float = 100.0
-    read_rate: float = 5.0
-    read_burst: float = 10.0
-    log_rate: float = 8.0
-    # Small: refill plus burst must stay under GetLogEvents' ~10 per second.
-    log_burst: float = 2.0
-    poll_interval: float = 15.0
-    log_lines: int = 200
-    log_wait_seconds: float = 2.0
-    #: Give up launching (throttling, no capacity) after this long.
-    launch_deadline_seconds: float = 1800.0
-    #: StopTask calls per second: a mass clear stops thousands of tasks at once.
-    stop_rate: float = 20.0
-    stop_burst: float = 100.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class LaunchFailed(Exception):
@@ -147,20 +126,25 @@ class Fleet:
     _by_loop: ClassVar[dict[int, Fleet]] = {}
 
     @classmethod
-    def get(cls, config: FleetConfig) -> Fleet:
+    def get(cls, budget: EcsBudget) -> Fleet:
+        """The process's fleet. A trigger carrying a different budget (a deploy changed
+        it) re-paces the shared fleet: the newest budget wins, and the change is logged."""
         loop = asyncio.get_running_loop()
         fleet = cls._by_loop.get(id(loop))
         if fleet is None or fleet.loop is not loop:
-            fleet = cls._by_loop[id(loop)] = Fleet(config, loop)
+            fleet = cls._by_loop[id(loop)] = Fleet(budget, loop)
+        elif fleet.budget != budget:
+            log.warning("ECS budget changed from %s to %s", fleet.budget, budget)
+            fleet.repace(budget)
         return fleet
 
-    def __init__(self, config: FleetConfig, loop: asyncio.AbstractEventLoop) -> None:
-        self.config = config
+    def __init__(self, budget: EcsBudget, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.launches = AsyncBucket(config.launch_rate, config.launch_burst)
-        self.reads = AsyncBucket(config.read_rate, config.read_burst)
-        self.log_reads = AsyncBucket(config.log_rate, config.log_burst)
-        self.stops = AsyncBucket(config.stop_rate, config.stop_burst)
+        self.launches = AsyncBucket(budget.launch_rate, budget.launch_burst)
+        self.reads = AsyncBucket(budget.read_rate, budget.read_burst)
+        self.log_reads = AsyncBucket(budget.log_rate, budget.log_burst)
+        self.stops = AsyncBucket(budget.stop_rate, budget.stop_burst)
+        self.budget = budget
         self._stop_queue: asyncio.Queue[_Stop] = asyncio.Queue()
         self._stopper: asyncio.Task[None] | None = None
         self._clients: dict[tuple[str, str | None, str], Any] = {}
@@ -168,6 +152,25 @@ class Fleet:
         self._client_contexts: list[Any] = []
         self._watches: dict[tuple[str | None, str, str], _Watch] = {}
         self._sweeper: asyncio.Task[None] | None = None
+        self._unfinished: set[asyncio.Task[Any]] = set()
+
+    def repace(self, budget: EcsBudget) -> None:
+        for bucket, rate, burst in (
+            (self.launches, budget.launch_rate, budget.launch_burst),
+            (self.reads, budget.read_rate, budget.read_burst),
+            (self.log_reads, budget.log_rate, budget.log_burst),
+            (self.stops, budget.stop_rate, budget.stop_burst),
+        ):
+            bucket.rate, bucket.burst = rate, burst
+            bucket.tokens = min(bucket.tokens, burst)
+        self.budget = budget
+
+    async def finish(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run ``work`` to its end in this process even if the caller is cancelled."""
+        task = self.loop.create_task(work)
+        self._unfinished.add(task)
+        task.add_done_callback(self._unfinished.discard)
+        return await asyncio.shield(task)
 
     # -- clients --------------------------------------------------------------------------
 
@@ -207,7 +210,7 @@ class Fleet:
         ecs = await self.client("ecs", aws_conn_id, region)
         request = dict(request)
         backoff = Backoff(base=1.0, cap=60.0)
-        deadline = time.monotonic() + self.config.launch_deadline_seconds
+        deadline = time.monotonic() + self.budget.launch_deadline_seconds
         while True:
             await self.launches.take()
             if sent is not None:
@@ -242,7 +245,7 @@ class Fleet:
                 delay = backoff.next()
             if time.monotonic() + delay > deadline:
                 raise LaunchFailed(
-                    f"gave up launching after {self.config.launch_deadline_seconds:.0f} s: {reason}"
+                    f"gave up launching after {self.budget.launch_deadline_seconds:.0f} s: {reason}"
                 )
             log.info("%s; retrying in %.1f s", reason, delay)
             await asyncio.sleep(delay)
@@ -377,12 +380,12 @@ class Fleet:
                 continue
             idle_since = time.monotonic()
             # Spread the calls over the poll interval instead of bursting them.
-            spacing = self.config.poll_interval / calls
+            spacing = self.budget.poll_interval / calls
             for (aws_conn_id, region, cluster), arns in work:
                 for batch in batches(arns):
                     await self._describe(batch, aws_conn_id, region, cluster, backoff)
                     await asyncio.sleep(spacing)
-            rest = self.config.poll_interval - (time.monotonic() - started)
+            rest = self.budget.poll_interval - (time.monotonic() - started)
             if rest > 0:
                 await asyncio.sleep(rest)
 
@@ -446,7 +449,7 @@ class Fleet:
                     logGroupName=group,
                     logStreamName=stream,
                     startFromHead=False,
-                    limit=self.config.log_lines,
+                    limit=self.budget.log_lines,
                 )
                 return [e["message"].rstrip("\n") for e in response.get("events", [])]
             except ClientError as error:

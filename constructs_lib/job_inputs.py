@@ -1,0 +1,154 @@
+"""What a data scientist hands ``MlJob`` besides plain values: its image and partitions."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_s3 as s3
+
+from ml_platform.contract import PARTITION_MAX_CHARS
+
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
+
+
+def architecture_name(architecture: ecs.CpuArchitecture) -> str | None:
+    """ "X86_64" or "ARM64" (None for anything else). jsii hands out a new Python object on
+    each access to ``ecs.CpuArchitecture.ARM64``, so compare the JavaScript objects."""
+    ref = getattr(getattr(architecture, "__jsii_ref__", None), "ref", None)
+    for name in ("X86_64", "ARM64"):
+        if ref is not None and ref == getattr(ecs.CpuArchitecture, name).__jsii_ref__.ref:
+            return name
+    return None
+
+
+def unresolved(value: Any) -> bool:
+    """A deploy-time token: checks skip what synth cannot know."""
+    return isinstance(value, str | int | float) and cdk.Token.is_unresolved(value)
+
+
+class JobImage:
+    """Where a job's container image comes from.
+
+    Use :meth:`from_directory` to build a local folder with a Dockerfile as an asset at
+    deploy time, or :meth:`from_ecr` for an image already in ECR (tag or digest).
+    """
+
+    def __init__(
+        self,
+        *,
+        reference: str,
+        directory: Path | None = None,
+        repository: ecr.IRepository | None = None,
+        tag: str | None = None,
+        digest: str | None = None,
+    ) -> None:
+        #: For people (the manifest, the DAG docs): a folder or a registry reference.
+        self.reference = reference
+        self.directory = directory
+        self.repository = repository
+        self.tag = tag
+        self.digest = digest
+
+    @classmethod
+    def from_directory(cls, directory: str | Path) -> JobImage:
+        """A folder holding a Dockerfile; relative paths resolve from the working directory."""
+        path = Path(directory)
+        return cls(reference=f"asset:{path.as_posix()}", directory=path)
+
+    @classmethod
+    def from_ecr(
+        cls, repository: ecr.IRepository, *, tag: str | None = None, digest: str | None = None
+    ) -> JobImage:
+        """An image in ECR, pinned by ``tag`` or (better, immutable) ``digest``."""
+        ref = digest or tag or ""
+        sep = "@" if digest else ":"
+        return cls(
+            reference=f"{repository.repository_uri}{sep}{ref}",
+            repository=repository,
+            tag=tag,
+            digest=digest,
+        )
+
+    def problems(self) -> list[str]:
+        if self.directory is not None:
+            if not (self.directory / "Dockerfile").is_file():
+                return [f"field 'image': no Dockerfile in {self.directory.as_posix()!r}"]
+            return []
+        out = []
+        if (self.tag is None) == (self.digest is None):
+            out.append("field 'image': give exactly one of tag or digest for an ECR image")
+        if (
+            self.digest is not None
+            and not unresolved(self.digest)
+            and not _DIGEST.match(self.digest)
+        ):
+            out.append(f"field 'image': digest {self.digest!r} must be 'sha256:' + 64 hex")
+        if self.tag is not None and not unresolved(self.tag) and not _TAG.match(self.tag):
+            out.append(f"field 'image': tag {self.tag!r} is not a valid image tag")
+        return out
+
+    def bind(self, architecture: ecs.CpuArchitecture) -> ecs.ContainerImage:
+        if self.directory is not None:
+            platform = (
+                ecr_assets.Platform.LINUX_ARM64
+                if architecture_name(architecture) == "ARM64"
+                else ecr_assets.Platform.LINUX_AMD64
+            )
+            # Absolute: the jsii runtime resolves relative paths from its own directory.
+            return ecs.ContainerImage.from_asset(str(self.directory.resolve()), platform=platform)
+        assert self.repository is not None
+        return ecs.ContainerImage.from_ecr_repository(self.repository, self.digest or self.tag)
+
+
+@dataclass(frozen=True)
+class Partitions:
+    """What a job fans out over: a static list, or a JSON list in S3 read at run time."""
+
+    values: tuple[str, ...] = ()
+    bucket: s3.IBucket | None = None
+    key: str | None = None
+
+    @classmethod
+    def static(cls, values: Sequence[str]) -> Partitions:
+        return cls(values=tuple(values))
+
+    @classmethod
+    def from_s3(cls, bucket: s3.IBucket, key: str) -> Partitions:
+        """The object must hold a JSON list of strings; the orchestrator may read only it."""
+        return cls(bucket=bucket, key=key)
+
+    def problems(self) -> list[str]:
+        if self.bucket is not None:
+            if not self.key or (not unresolved(self.key) and self.key.startswith("/")):
+                return [
+                    f"field 'partitions': S3 key {self.key!r} must be a non-empty key "
+                    "without a leading '/'"
+                ]
+            return []
+        out = []
+        if not self.values:
+            out.append("field 'partitions': the static list is empty; give at least one")
+        longest = PARTITION_MAX_CHARS
+        bad = [v for v in self.values if not isinstance(v, str) or not v or len(v) > longest]
+        if bad:
+            out.append(
+                f"field 'partitions': values must be 1-{longest} character strings: {bad[:3]}"
+            )
+        dupes = sorted({v for v in self.values if self.values.count(v) > 1})
+        if dupes:
+            out.append(f"field 'partitions': duplicate values {dupes[:5]}")
+        return out
+
+    def manifest(self) -> dict[str, Any]:
+        if self.bucket is not None:
+            return {"kind": "s3", "bucket": self.bucket.bucket_name, "key": self.key}
+        return {"kind": "static", "values": list(self.values)}
