@@ -9,6 +9,10 @@ export UV_PYTHON_DOWNLOADS := never
 
 UV_VERSION := 0.13.9
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
+# MWAA runs Airflow 3.3.1 on Python 3.12: both venvs use 3.12 (pyenv's, where the shim
+# has no global version set).
+PYTHON312 := $(or $(shell python3.12 -c 'import sys; print(sys.executable)' 2>/dev/null),$(lastword $(sort $(wildcard $(HOME)/.pyenv/versions/3.12.*/bin/python3.12))))
+export UV_PYTHON := $(PYTHON312)
 VENV := .venv
 PY := $(VENV)/bin/python
 CDK := node_modules/.bin/cdk
@@ -35,6 +39,7 @@ $(CURDIR)/.tools/bin/uv:
 CDK_LIB_VERSION := $(shell sed -n 's/.*"aws-cdk-lib==\([0-9.]*\)".*/\1/p' pyproject.toml)
 
 $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	@test -n "$(PYTHON312)" || { echo "Python 3.12 not found (python3.12 or ~/.pyenv/versions/3.12.*)"; exit 2; }
 	$(UV) sync --frozen
 	$(UV) pip install --quiet --python $(PY) --reinstall --no-deps "aws-cdk-lib==$(CDK_LIB_VERSION)"
 	@touch $@
@@ -42,14 +47,20 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 # checkov pins boto3 1.35, which Airflow's Amazon provider cannot share: its own venv.
 CHECKOV_PROJECT := tools/checkov
 $(CHECKOV_PROJECT)/.venv/.synced: $(CHECKOV_PROJECT)/pyproject.toml $(CHECKOV_PROJECT)/uv.lock | $(UV)
-	$(UV) sync --frozen --project $(CHECKOV_PROJECT)
+	UV_PYTHON= $(UV) sync --frozen --project $(CHECKOV_PROJECT)
+	@touch $@
+
+# The harness's Airflow: MWAA's image for the configured version (config/airflow_versions.py).
+MWAA_RUNTIME := runtime/mwaa-3.3.1
+$(MWAA_RUNTIME)/.venv/.synced: $(MWAA_RUNTIME)/pyproject.toml $(MWAA_RUNTIME)/uv.lock | $(UV)
+	$(UV) sync --frozen --project $(MWAA_RUNTIME)
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-install: $(VENV)/.synced $(CHECKOV_PROJECT)/.venv/.synced node_modules/.installed
+install: $(VENV)/.synced $(CHECKOV_PROJECT)/.venv/.synced $(MWAA_RUNTIME)/.venv/.synced node_modules/.installed
 
 synth: install
 	@rm -rf $(OUT)
@@ -72,7 +83,7 @@ snapshots: install
 	$(VENV)/bin/pytest tests/cdk/test_snapshots.py --snapshot-update
 
 schema: install
-	$(PY) -c "import json, ml_platform.manifest as m; print(json.dumps(m.json_schema(), indent=2))" > schemas/job-manifest.schema.json
+	$(PY) -c "import json, ml_platform.contract as m; print(json.dumps(m.json_schema(), indent=2))" > schemas/job-manifest.schema.json
 
 clean:
 	rm -rf $(OUT) .pytest_cache .mypy_cache .ruff_cache

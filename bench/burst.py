@@ -1,38 +1,37 @@
 """`make bench`: the top-of-hour burst, the stock operator and this platform side by side.
 
-Each path runs the same N tasks against a fresh simulator with ECS's real limits. Workers
-are a thread pool calling the operators' ``execute``/``execute_complete``; the triggerer
-is a separate process that gets each trigger as (class path, kwargs), as Airflow's does,
-runs them all in one event loop and reports its memory. Real classes throughout:
-``EcsRunTaskOperator`` (deferrable) and ``FargateChunkOperator`` with their triggers.
+Each path runs the same N tasks against a fresh simulator with ECS's real limits. The
+Airflow side runs on the MWAA parity runtime, laid out like MWAA (``ml_platform`` from
+the plugins folder only): a worker process, a thread pool calling the operators'
+``execute``/``execute_complete``, and a triggerer process that gets each trigger as
+(class path, kwargs), as Airflow's does, runs them all in one event loop and reports its
+memory (``bench/airflow_host.py``). Real classes throughout: ``EcsRunTaskOperator``
+(deferrable) and ``FargateChunkOperator`` with their triggers.
 
-    python -m bench.burst [--tasks 2000] [--paths stock,platform] [--json-only]
+    .venv/bin/python -m bench.burst [--tasks 2000] [--paths stock,platform]
 """
 
 from __future__ import annotations
 
-import os
-
-# Before Airflow is imported anywhere (the triggerer process inherits it too).
-os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "ERROR")
-
 import argparse
-import asyncio
-import importlib
+import contextlib
 import json
-import logging
-import multiprocessing
 import queue
 import random
+import shutil
 import statistics
+import subprocess
+import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from types import SimpleNamespace
+from pathlib import Path
 from typing import Any
 
+from config import ENVIRONMENTS
+from constructs_lib.plugins_bundle import build_plugins_zip
+from ml_platform.contract import EcsBudget, parse_manifest
+from simulator.airflow_local import REPO, mwaa_environment, parity_runtime
 from simulator.bootstrap import airflow_connection, bootstrap_family
 from simulator.fargate import ECS_READS, FargateSimulator, Scripted, SimTask
 from simulator.server import LocalAws
@@ -42,81 +41,8 @@ CLUSTER = "bench"
 FAMILY = "mlp-bench-location-forecast"
 GROUP = "/mlp-bench/jobs/location-forecast"
 CONN = "aws_bench"
-
-
-# -- the triggerer process ---------------------------------------------------------------
-
-
-def quiet() -> None:
-    """Thousands of operators log every call; the bench prints only its table."""
-    import structlog
-
-    logging.disable(logging.CRITICAL)
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def triggerer_main(inbox: Any, outbox: Any) -> None:
-    """Runs every trigger it is sent in one asyncio loop; reports events and memory."""
-    quiet()
-    import airflow.providers.amazon.aws.triggers.ecs  # noqa: F401 (loaded before the baseline)
-
-    import ml_platform.fargate  # noqa: F401
-
-    async def run_one(trigger_id: int, classpath: str, kwargs: dict[str, Any]) -> None:
-        module, name = classpath.rsplit(".", 1)
-        trigger = getattr(importlib.import_module(module), name)(**kwargs)
-        try:
-            async for event in trigger.run():
-                outbox.put(("event", trigger_id, event.payload, time.time()))
-                return
-        except Exception as error:  # a trigger that raises fails its task, as in Airflow
-            outbox.put(("error", trigger_id, f"{type(error).__name__}: {error}", time.time()))
-
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        baseline, peak = _rss_mb(), _rss_mb()
-        outbox.put(("ready", -1, baseline, time.time()))
-        running: set[asyncio.Task[None]] = set()
-        while True:
-            item = await loop.run_in_executor(None, inbox.get)
-            while True:
-                if item is None:
-                    await asyncio.gather(*running, return_exceptions=True)
-                    outbox.put(
-                        ("memory", -1, {"baseline_mb": baseline, "peak_mb": peak}, time.time())
-                    )
-                    return
-                task = loop.create_task(run_one(*item))
-                running.add(task)
-                task.add_done_callback(running.discard)
-                try:
-                    item = inbox.get_nowait()
-                except queue.Empty:
-                    break
-            peak = max(peak, _rss_mb())
-
-    async def sampled() -> None:
-        # Sample memory while triggers wait, not only when new ones arrive.
-        async def sample() -> None:
-            while True:
-                await asyncio.sleep(1)
-                outbox.put(("rss", -1, _rss_mb(), time.time()))
-
-        sampler = asyncio.ensure_future(sample())
-        try:
-            await main()
-        finally:
-            sampler.cancel()
-
-    asyncio.run(sampled())
+HOST = Path(__file__).resolve().with_name("airflow_host.py")
+AIRFLOW_VERSION = ENVIRONMENTS["dev"].airflow.version
 
 
 # -- one path ----------------------------------------------------------------------------
@@ -151,123 +77,86 @@ class PathResult:
     errors: dict[str, int] = field(default_factory=dict)
 
 
-class FakeTI:
-    """What an operator reads from its task instance."""
+class Host:
+    """One Airflow-side process (``bench/airflow_host.py``) on the MWAA parity runtime."""
 
-    def __init__(self, index: int) -> None:
-        self.dag_id = "location-forecast"
-        self.task_id = "run"
-        self.run_id = "scheduled__bench"
-        self.map_index = index
-        self.try_number = 1
-        self.max_tries = 0  # no retries: the first try is the last
+    def __init__(self, role: str, env: dict[str, str], inbox: queue.Queue[Any], log: Path) -> None:
+        runtime = parity_runtime(AIRFLOW_VERSION)
+        self.role = role
+        self._lock = threading.Lock()
+        self._log = log.open("ab")
+        self.process = subprocess.Popen(
+            [str(runtime.venv / "bin" / "python"), "-P", str(HOST), role],
+            env=env,
+            cwd=env["AIRFLOW_HOME"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            text=True,
+            bufsize=1,
+        )
+        self._reader = threading.Thread(target=self._read, args=(inbox,), daemon=True)
+        self._reader.start()
 
-    def xcom_push(self, key: str, value: Any) -> None:
-        """The bench keeps no XCom."""
+    def _read(self, inbox: queue.Queue[Any]) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            inbox.put((self.role, json.loads(line), time.time()))
+        inbox.put((self.role, {"exited": self.process.wait()}, time.time()))
+
+    def send(self, **message: Any) -> None:
+        assert self.process.stdin is not None
+        with self._lock:
+            self.process.stdin.write(json.dumps(message) + "\n")
+            self.process.stdin.flush()
+
+    def close(self) -> None:
+        with contextlib.suppress(BrokenPipeError, ValueError):
+            assert self.process.stdin is not None
+            self.process.stdin.close()
+        try:
+            self.process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self._log.close()
 
 
-def context_for(index: int) -> dict[str, Any]:
-    ti = FakeTI(index)
-    return {
-        "ti": ti,
-        "run_id": ti.run_id,
-        "dag_run": SimpleNamespace(run_after=datetime(2026, 1, 1, tzinfo=UTC)),
+def platform_manifest(network: dict[str, Any], budget: EcsBudget) -> dict[str, Any]:
+    """One job, as the platform's manifest would carry it."""
+    job = {
+        "name": "location-forecast",
+        "description": "bench",
+        "team": "forecasting",
+        "image": "bench",
+        "task_definition_family": FAMILY,
+        "container_name": "model",
+        "cpu": 256,
+        "memory_mib": 512,
+        "logs": {"group": GROUP, "stream_prefix": "job"},
+        "capacity": "on-demand",
+        "schedule": None,
+        "partitions": {"kind": "static", "values": ["x"]},
+        "chunk_size": 1,
+        "pool": "forecast",
+        "pool_slots": 1,
+        "retry": {"retries": 0, "delay_seconds": 0, "exponential_backoff": False,
+                  "max_delay_seconds": 0},
+        "execution_timeout_seconds": 3600,
+        "max_active_runs": 1,
+        "tags": {"team": "forecasting"},
+    }  # fmt: skip
+    manifest = {
+        "environment": "bench",
+        "region": REGION,
+        "cluster": CLUSTER,
+        "network": {"subnets": network["subnets"], "security_groups": network["security_groups"]},
+        "max_map_length": 100_000,
+        "fleet": budget.to_dict(),
+        "pools": [{"name": "forecast", "slots": 10_000}],
+        "jobs": [job],
     }
-
-
-def stock_operator(index: int, network: dict[str, Any]) -> Any:
-    from airflow.providers.amazon.aws.operators.ecs import EcsRunTaskOperator
-
-    return EcsRunTaskOperator(
-        task_id=f"run_{index}",
-        cluster=CLUSTER,
-        task_definition=FAMILY,
-        overrides={
-            "containerOverrides": [
-                {
-                    "name": "model",
-                    "environment": [
-                        {"name": "ML_PARTITIONS", "value": json.dumps([f"loc-{index:05d}"])}
-                    ],
-                }
-            ]
-        },
-        capacity_provider_strategy=[{"capacityProvider": "FARGATE", "weight": 1}],
-        network_configuration={
-            "awsvpcConfiguration": {
-                "subnets": network["subnets"],
-                "securityGroups": network["security_groups"],
-            }
-        },
-        awslogs_group=GROUP,
-        awslogs_stream_prefix="job/model",
-        awslogs_region=REGION,
-        container_name="model",
-        deferrable=True,
-        aws_conn_id=CONN,
-        region_name=REGION,
-        waiter_delay=6,
-        waiter_max_attempts=1000,
-        do_xcom_push=False,
-    )
-
-
-def platform_operator(index: int, network: dict[str, Any], fleet: dict[str, Any]) -> Any:
-    from ml_platform.fargate import FargateChunkOperator
-    from ml_platform.fleet import FleetConfig
-    from ml_platform.manifest import Job, Manifest
-
-    job = Job.model_validate(
-        {
-            "name": "location-forecast",
-            "description": "bench",
-            "team": "forecasting",
-            "image": "bench",
-            "task_definition_family": FAMILY,
-            "container_name": "model",
-            "cpu": 256,
-            "memory_mib": 512,
-            "logs": {"group": GROUP, "stream_prefix": "job"},
-            "capacity": "on-demand",
-            "schedule": None,
-            "partitions": {"kind": "static", "values": ["x"]},
-            "chunk_size": 1,
-            "pool": "forecast",
-            "pool_slots": 1,
-            "retry": {
-                "retries": 0,
-                "delay_seconds": 0,
-                "exponential_backoff": False,
-                "max_delay_seconds": 0,
-            },
-            "execution_timeout_seconds": 3600,
-            "max_active_runs": 1,
-            "tags": {"team": "forecasting"},
-        }
-    )
-    manifest = Manifest.model_validate(
-        {
-            "environment": "bench",
-            "region": REGION,
-            "cluster": CLUSTER,
-            "network": {
-                "subnets": network["subnets"],
-                "security_groups": network["security_groups"],
-            },
-            "max_map_length": 100_000,
-            "fleet": fleet,
-            "pools": [{"name": "forecast", "slots": 10_000}],
-            "jobs": [job.model_dump()],
-        }
-    )
-    return FargateChunkOperator(
-        task_id=f"run_{index}",
-        job=job,
-        manifest=manifest,
-        chunk=[f"loc-{index:05d}"],
-        aws_conn_id=CONN,
-        fleet=FleetConfig(**fleet),
-    )
+    parse_manifest(manifest, source="bench manifest")
+    return manifest
 
 
 def run_path(path: str, tasks: int, args: argparse.Namespace) -> PathResult:
@@ -280,120 +169,91 @@ def run_path(path: str, tasks: int, args: argparse.Namespace) -> PathResult:
         behaviour=lambda family: behaviour, start_latency=args.start_latency
     )
     result = PathResult(path=path, tasks=tasks)
-    fleet = {
-        "launch_rate": 20.0,
-        "launch_burst": 100.0,
-        "read_rate": 10.0,
-        "read_burst": 20.0,
-        "log_rate": 8.0,
-        "log_burst": 2.0,
-        "poll_interval": args.poll_interval,
-        "log_lines": 200,
-        "log_wait_seconds": 2.0,
-    }
+    # One triggerer's share: the environment's reads, with the burst the platform allows.
+    budget = EcsBudget(read_rate=10.0, read_burst=20.0, poll_interval=args.poll_interval)
+    home = Path(tempfile.mkdtemp(prefix=f"ml-platform-bench-{path}-"))
     with LocalAws(simulator) as aws:
-        os.environ[f"AIRFLOW_CONN_{CONN.upper()}"] = airflow_connection(aws.endpoint_url, REGION)
         network = bootstrap_family(
             aws.endpoint_url, REGION, cluster=CLUSTER, family=FAMILY, log_group=GROUP
         )
+        env = {
+            **mwaa_environment(home, build_plugins_zip(REPO / "plugins")),
+            f"AIRFLOW_CONN_{CONN.upper()}": airflow_connection(aws.endpoint_url, REGION),
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR",
+        }
         simulator.metrics.calls.clear()
         simulator.metrics.timeline.clear()
-        context = multiprocessing.get_context("spawn")
-        inbox, outbox = context.Queue(), context.Queue()
-        triggerer = context.Process(target=triggerer_main, args=(inbox, outbox), daemon=True)
-        triggerer.start()
-        kind, _, baseline, _ = outbox.get(timeout=120)
-        assert kind == "ready"
-        result.triggerer_rss_baseline_mb = result.triggerer_rss_peak_mb = baseline
-
-        def operator_for(index: int) -> Any:
-            # A worker builds a fresh operator for each run and each resumption.
-            return (
-                stock_operator(index, network)
-                if path == "stock"
-                else platform_operator(index, network, fleet)
-            )
+        inbox: queue.Queue[Any] = queue.Queue()
+        triggerer = Host("triggerer", env, inbox, home / "triggerer.log")
+        worker = Host("worker", env, inbox, home / "worker.log")
+        worker.send(
+            path=path, workers=args.workers, conn=CONN, region=REGION, cluster=CLUSTER,
+            family=FAMILY, group=GROUP, network=network,
+            manifest=platform_manifest(network, budget),
+        )  # fmt: skip
+        ready: set[str] = set()
+        while ready != {"worker", "triggerer"}:
+            role, message, _ = inbox.get(timeout=180)
+            if "exited" in message:
+                raise RuntimeError(f"the {role} host exited; see {home}/{role}.log")
+            if role == "triggerer":
+                result.triggerer_rss_baseline_mb = result.triggerer_rss_peak_mb = message["ready"]
+            ready.add(role)
 
         slot_seconds = [0.0] * tasks
         finished: dict[int, float] = {}
-        lock = threading.Lock()
         started = time.time()
 
-        def start(index: int) -> None:
-            t0 = time.monotonic()
-            try:
-                operator_for(index).execute(context_for(index))
-                outcome = "no deferral"
-            except BaseException as raised:  # TaskDeferred is not an Exception
-                trigger = getattr(raised, "trigger", None)
-                if trigger is not None:
-                    classpath, kwargs = trigger.serialize()
-                    inbox.put((index, classpath, kwargs))
-                    outcome = ""
-                else:
-                    outcome = f"{type(raised).__name__}: {raised}"
-            slot_seconds[index] += time.monotonic() - t0
-            if outcome:
-                fail(index, outcome)
+        def fail(index: int, why: str, at: float) -> None:
+            result.failed += 1
+            result.failed_by_throttling += "Throttl" in why or "Rate exceeded" in why
+            key = why.split(":")[0][:60]
+            result.errors[key] = result.errors.get(key, 0) + 1
+            finished[index] = at
 
-        def fail(index: int, why: str) -> None:
-            with lock:
-                result.failed += 1
-                throttled = "Throttl" in why or "Rate exceeded" in why
-                result.failed_by_throttling += throttled
-                key = why.split(":")[0][:60]
-                result.errors[key] = result.errors.get(key, 0) + 1
-                finished[index] = time.time()
-
-        def complete(index: int, payload: dict[str, Any]) -> None:
-            t0 = time.monotonic()
+        for index in range(tasks):
+            worker.send(start=index)
+        deadline = time.time() + args.timeout
+        while len(finished) < tasks and time.time() < deadline:
             try:
-                operator_for(index).execute_complete(context_for(index), payload)
-                with lock:
-                    result.succeeded += 1
-                    finished[index] = time.time()
-                    if "log_lines" in payload:  # the stock trigger streams logs instead
-                        result.logs_copied = (result.logs_copied or 0) + bool(payload["log_lines"])
-            except Exception as error:
-                fail(index, f"{type(error).__name__}: {error}")
-            slot_seconds[index] += time.monotonic() - t0
-
-        with ThreadPoolExecutor(max_workers=args.workers) as workers:
-            for index in range(tasks):
-                workers.submit(start, index)
-            done = 0
-            memory_reported = False
-            deadline = time.time() + args.timeout
-            while done < tasks and time.time() < deadline:
-                try:
-                    kind, index, payload, _ = outbox.get(timeout=5)
-                except queue.Empty:
-                    done = len(finished)
-                    continue
-                if kind == "rss":
-                    result.triggerer_rss_peak_mb = max(result.triggerer_rss_peak_mb, payload)
-                elif kind == "event":
-                    workers.submit(complete, index, payload)
-                elif kind == "error":
-                    fail(index, payload)
-                done = len(finished)
-            workers.shutdown(wait=True)
-        inbox.put(None)
-        while not memory_reported:
-            try:
-                kind, _, payload, _ = outbox.get(timeout=60)
+                role, message, at = inbox.get(timeout=5)
             except queue.Empty:
-                break
-            if kind == "memory":
-                result.triggerer_rss_peak_mb = max(result.triggerer_rss_peak_mb, payload["peak_mb"])
-                memory_reported = True
-            elif kind == "rss":
-                result.triggerer_rss_peak_mb = max(result.triggerer_rss_peak_mb, payload)
-        triggerer.terminate()
+                continue
+            if "exited" in message:
+                raise RuntimeError(f"the {role} host exited; see {home}/{role}.log")
+            if role == "worker":  # every worker answer names its task first
+                slot_seconds[next(iter(message.values()))] += message["slot_s"]
+            if "deferred" in message:
+                triggerer.send(
+                    run=message["deferred"],
+                    classpath=message["classpath"],
+                    kwargs=message["kwargs"],
+                )
+            elif "event" in message:
+                worker.send(complete=message["event"], payload=message["payload"])
+            elif "succeeded" in message:
+                result.succeeded += 1
+                finished[message["succeeded"]] = at
+                if message["logs"] is not None:
+                    result.logs_copied = (result.logs_copied or 0) + message["logs"]
+            elif "failed" in message:
+                fail(message["failed"], message["why"], at)
+            elif "error" in message:
+                fail(message["error"], message["why"], at)
+            elif "rss" in message:
+                result.triggerer_rss_peak_mb = max(result.triggerer_rss_peak_mb, message["rss"])
+        worker.close()
+        triggerer.close()
+        while not inbox.empty():
+            _, message, _ = inbox.get()
+            if "memory" in message:
+                result.triggerer_rss_peak_mb = max(
+                    result.triggerer_rss_peak_mb, message["memory"]["peak_mb"]
+                )
         ended = time.time()
-
         result.unfinished_at_deadline = tasks - len(finished)
         measure(result, simulator, started, ended, finished, slot_seconds)
+    shutil.rmtree(home, ignore_errors=True)
     return result
 
 
@@ -526,7 +386,6 @@ def main(argv: list[str] | None = None) -> int:
         # ECS admits 100 launches, then 20/s; the stock path needs the slack.
         ramp = max(args.tasks - 100, 0) / 20
         args.timeout = ramp + args.run_seconds[1] + 300
-    quiet()
     results = []
     for path in args.paths.split(","):
         print(f"running the {path} path: {args.tasks} tasks ...", flush=True)

@@ -8,12 +8,14 @@ the manifest with its deploy-time placeholders filled in with the local ids.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.config import Config
 
-from ml_platform.manifest import parse_manifest
+from ml_platform.contract import parse_manifest
 from simulator.fargate import ContainerBehaviour, ModelProcess, Scripted
 
 # moto accepts any credentials; these never leave 127.0.0.1.
@@ -32,11 +34,46 @@ def airflow_connection(endpoint_url: str, region: str) -> str:
     )
 
 
-def client(service: str, endpoint_url: str, region: str) -> Any:
+def client(service: str, endpoint_url: str, region: str, *, config: Config | None = None) -> Any:
     session = boto3.session.Session(
         aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY, region_name=region
     )
-    return session.client(service, endpoint_url=endpoint_url)  # type: ignore[call-overload]
+    return session.client(  # type: ignore[call-overload]
+        service, endpoint_url=endpoint_url, config=config
+    )
+
+
+@dataclass(frozen=True)
+class DeployedAirflow:
+    """What ``cdk deploy`` hands MWAA, read from the synthesized Airflow template."""
+
+    environment_name: str
+    airflow_version: str
+    #: The staged DAG asset: what the deployment syncs into the bucket's ``dags/``.
+    dags: Path
+    #: The staged ``plugins.zip``, byte for byte what is uploaded.
+    plugins_zip: Path
+
+
+def deployed_airflow(cdk_out: Path, env: str) -> DeployedAirflow:
+    template = next((cdk_out / f"assembly-{env}").glob(f"{env}Airflow*.template.json"))
+    resources = json.loads(template.read_text())["Resources"].values()
+    environment = next(r for r in resources if r["Type"] == "AWS::MWAA::Environment")
+    staged: dict[str, Path] = {}
+    for resource in resources:
+        if resource["Type"] == "Custom::CDKBucketDeployment":
+            prefix = resource["Properties"]["DestinationBucketKeyPrefix"].rstrip("/")
+            # The first source is the folder or file asset; a dags/ deployment's second
+            # source is the manifest, which the harness writes itself (localized).
+            key = resource["Properties"]["SourceObjectKeys"][0]
+            asset = cdk_out / f"asset.{key.removesuffix('.zip')}"
+            staged[prefix] = asset if asset.is_dir() else cdk_out / f"asset.{key}"
+    return DeployedAirflow(
+        environment_name=environment["Properties"]["Name"],
+        airflow_version=environment["Properties"]["AirflowVersion"],
+        dags=staged["dags"],
+        plugins_zip=staged["plugins"],
+    )
 
 
 def _task_definitions(cdk_out: Path, env: str) -> dict[str, dict[str, Any]]:

@@ -3,15 +3,20 @@
 Each case is one job (one DAG, one chunk) cloned from the dev manifest's pricing job,
 with its own task definition family, so the simulator can inject that case's fault
 alone. All cases run in one local platform: the quiet ones together, then the ones
-that kill the triggerer. For each case the matrix records the final Airflow state, the
-tries, how many Fargate tasks were started, how many still run at the end (must be 0),
-and the message the user sees.
+that kill the triggerers, then the one that freezes a triggerer. For each case the matrix
+records the final Airflow state, the tries, how many Fargate tasks were started, how many
+still run at the end (must be 0), and the message the user sees.
+
+Airflow runs as on MWAA with two schedulers: two triggerers (``LocalAirflow``), so the
+phases that disturb triggerers (1: both killed; 2: one frozen until its triggers move)
+run the way a production environment would live through them.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import tempfile
 import time
@@ -24,6 +29,7 @@ from typing import Any
 from simulator.airflow_local import LocalAirflow
 from simulator.bootstrap import bootstrap, client
 from simulator.fargate import FargateSimulator, Faults, Scripted, SimTask
+from simulator.platform import local_airflow
 from simulator.server import LocalAws
 
 REGION = "us-east-1"
@@ -48,7 +54,8 @@ class Case:
     timeout_seconds: int = 600
     #: What a person or the machine does mid-run: see ``Matrix._act``.
     action: str = ""
-    #: 0: runs with the other quiet cases; 1: runs while the triggerer is killed.
+    #: 0: runs with the other quiet cases; 1: runs while the triggerers are killed;
+    #: 2: runs while its triggerer is frozen until its trigger moves to the other one.
     phase: int = 0
     expect_state: str = "success"
     expect_started: int = 1
@@ -56,6 +63,8 @@ class Case:
     expect_tries: int = 1
     #: The container's lines must be in the Airflow task log.
     expect_logs: bool = False
+    #: How the first Fargate task must have ended (empty: not checked).
+    expect_stop: str = ""
 
 
 def cases() -> list[Case]:
@@ -97,18 +106,22 @@ def cases() -> list[Case]:
              expect_state="failed", expect_started=2, expect_tries=2,
              expect_message="ValueError: price elasticity is undefined"),
         Case("timeout", "execution timeout while deferred", Scripted(seconds=600),
-             retries=0, timeout_seconds=25, expect_state="failed",
-             expect_message="exceeded its execution timeout of 25 s"),
+             retries=0, timeout_seconds=60, expect_state="failed",
+             expect_message="exceeded its execution timeout of 60 s"),
         Case("cleared", "deferred task cleared by a user", long, action="clear",
              expect_started=2, expect_tries=2),
         Case("marked-failed", "deferred task marked failed by a user", Scripted(seconds=600),
              action="mark-failed", expect_state="failed"),
-        Case("triggerer-restart", "triggerer killed mid-run, restarted", long,
+        Case("triggerer-restart", "triggerers killed mid-run, restarted", long,
              action="kill-triggerer", phase=1),
         Case("lost-after-runtask", "try lost after RunTask (task still running)", long,
              action="lose-running", phase=1, expect_tries=2),
         Case("retry-after-success", "try lost after the task succeeded", Scripted(seconds=10),
              action="lose-after-success", phase=1, expect_tries=2),
+        # Airflow 3.3 calls on_kill on the frozen triggerer once it resumes (#73454).
+        Case("redistributed", "triggerer frozen; its trigger moves",
+             Scripted(seconds=100), action="freeze-triggerer", phase=2,
+             expect_stop="EssentialContainerExited"),
     ]  # fmt: skip
 
 
@@ -123,6 +136,8 @@ class Row:
     capacity: str = ""
     logs_copied: bool = False
     message: str = ""
+    #: Triggerer jobs that ran the trigger, in order (phase 2 checks that it moved).
+    owners: list[int] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -148,6 +163,7 @@ class Matrix:
         self.aws = LocalAws(self.simulator)
         self.airflow: LocalAirflow | None = None
         self.rows: list[Row] = []
+        self._owners: dict[str, list[int]] = {}
 
     # -- set-up ---------------------------------------------------------------------------
 
@@ -213,12 +229,12 @@ class Matrix:
     def run(self, log: Callable[[str], None] = print) -> list[Row]:
         self.aws.start()
         try:
-            self.airflow = LocalAirflow(
-                self.home, self._manifest(), endpoint_url=self.aws.endpoint_url, region=REGION
+            self.airflow = local_airflow(
+                self.cdk_out, "dev", self.aws, self.home, self._manifest(), triggerers=2
             )
             self.airflow.start()
             self.airflow.wait_for_dags([c.name for c in self.cases])
-            for phase in (0, 1):
+            for phase in (0, 1, 2):
                 batch = [c for c in self.cases if c.phase == phase]
                 log(f"phase {phase}: {', '.join(c.name for c in batch)}")
                 self._run_phase(batch)
@@ -245,11 +261,15 @@ class Matrix:
 
     def _run_phase(self, batch: list[Case]) -> None:
         assert self.airflow is not None
-        for case in batch:
-            self.airflow.trigger(case.name, RUN_ID)
+        if batch[0].phase == 2:
+            self._redistribute(batch)  # triggers the cases itself
+        else:
+            for case in batch:
+                self.airflow.trigger(case.name, RUN_ID)
         pending = {c.name: c for c in batch if c.action}
-        if any(c.phase == 1 for c in batch):
+        if batch[0].phase == 1:
             self._disrupt(batch)
+        if batch[0].phase > 0:
             pending.clear()
         deadline = time.monotonic() + 600
         while pending and time.monotonic() < deadline:
@@ -279,15 +299,23 @@ class Matrix:
                 {"new_state": "failed"},
             )
 
-    def _disrupt(self, batch: list[Case]) -> None:
-        """Kill the triggerer while every case runs; end the lost tries; bring it back."""
-        assert self.airflow is not None
-        deadline = time.monotonic() + 300
+    def _wait_running(self, batch: list[Case], deadline: float) -> None:
         while not all(self._running(c) for c in batch):
             if time.monotonic() > deadline:
-                raise TimeoutError("phase-1 tasks did not start")
+                raise TimeoutError(f"tasks of {[c.name for c in batch]} did not start")
             time.sleep(0.5)
-        self.airflow.kill("triggerer")
+
+    def _triggerers(self) -> list[str]:
+        assert self.airflow is not None
+        return [c for c in self.airflow.components if c.startswith("triggerer")]
+
+    def _disrupt(self, batch: list[Case]) -> None:
+        """Kill every triggerer while every case runs; end the lost tries; bring them back."""
+        assert self.airflow is not None
+        deadline = time.monotonic() + 300
+        self._wait_running(batch, deadline)
+        for triggerer in self._triggerers():
+            self.airflow.kill(triggerer)
         for case in batch:
             if case.action == "lose-after-success":
                 while self._tasks(case)[-1].last_status != "STOPPED":
@@ -296,7 +324,47 @@ class Matrix:
                     time.sleep(0.5)
             if case.action.startswith("lose"):
                 self.airflow.fail_try_as_lost(case.name, RUN_ID, "run", 0)
-        self.airflow.revive("triggerer")
+        for triggerer in self._triggerers():
+            self.airflow.revive(triggerer)
+
+    def _redistribute(self, batch: list[Case]) -> None:
+        """Freeze the triggerer that runs each case's trigger (SIGSTOP) until Airflow hands
+        the trigger to the other one, then let it run again (SIGCONT)."""
+        airflow = self.airflow
+        assert airflow is not None
+        first, second = self._triggerers()[:2]
+        deadline = time.monotonic() + 300
+        # Only the first triggerer runs while the cases defer: it owns their triggers.
+        airflow.kill(second, signal.SIGTERM)
+        for case in batch:
+            airflow.trigger(case.name, RUN_ID)
+        self._wait_running(batch, deadline)
+        owners = {c.name: self._owners.setdefault(c.name, []) for c in batch}
+        for case in batch:
+            owners[case.name].append(self._owner(case, deadline))
+        airflow.revive(second)
+        while len(airflow.live_triggerer_jobs()) < 2:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the second triggerer did not start")
+            time.sleep(0.5)
+        airflow.send_signal(first, signal.SIGSTOP)
+        try:
+            for case in batch:
+                while (owner := self._owner(case, deadline)) == owners[case.name][0]:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"{case.name}: the trigger did not move")
+                    time.sleep(0.5)
+                owners[case.name].append(owner)
+        finally:
+            airflow.send_signal(first, signal.SIGCONT)
+
+    def _owner(self, case: Case, deadline: float) -> int:
+        assert self.airflow is not None
+        while (owner := self.airflow.trigger_owner(case.name, RUN_ID, "run", 0)) is None:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{case.name}: no triggerer took the trigger")
+            time.sleep(0.5)
+        return owner
 
     # -- results --------------------------------------------------------------------------
 
@@ -332,6 +400,11 @@ class Matrix:
             row.problems.append("the container's lines are not in the task log")
         if case.expect_message and case.expect_message not in row.message:
             row.problems.append(f"message lacks {case.expect_message!r}")
+        if case.expect_stop and row.last_stop != case.expect_stop:
+            row.problems.append(f"first task ended {row.last_stop!r}, not {case.expect_stop!r}")
+        row.owners = self._owners.get(case.name, [])
+        if case.phase == 2 and len(set(row.owners)) < 2:
+            row.problems.append(f"the trigger never moved between triggerers: {row.owners}")
         # A fault that was never hit proves nothing.
         faults = case.faults
         unused = [api for api, left in faults.throttle.items() if left] + [

@@ -8,11 +8,32 @@ from pathlib import Path
 from typing import Any
 
 from simulator.airflow_local import REPO, LocalAirflow
-from simulator.bootstrap import bootstrap, model_behaviours
+from simulator.bootstrap import bootstrap, deployed_airflow, model_behaviours
 from simulator.fargate import ContainerBehaviour, FargateSimulator
 from simulator.server import LocalAws
 
 REGION = "us-east-1"
+
+
+def local_airflow(
+    cdk_out: Path, env: str, aws: LocalAws, home: Path, manifest: dict[str, Any], **options: Any
+) -> LocalAirflow:
+    """A local Airflow fed with what ``cdk deploy`` would upload for ``env``, answering
+    MWAA's InvokeRestApi for that environment's name on the local endpoint."""
+    deployed = deployed_airflow(cdk_out, env)
+    airflow = LocalAirflow(
+        home,
+        manifest,
+        dags=deployed.dags,
+        plugins_zip=deployed.plugins_zip,
+        environment_name=deployed.environment_name,
+        airflow_version=deployed.airflow_version,
+        endpoint_url=aws.endpoint_url,
+        region=REGION,
+        **options,
+    )
+    aws.serve_airflow(deployed.environment_name, airflow.rest)
+    return airflow
 
 
 class LocalPlatform:
@@ -63,9 +84,7 @@ class LocalPlatform:
             self._behaviours.update(
                 model_behaviours(self.manifest, REPO, min_seconds=self.min_run_seconds)
             )
-            self.airflow = LocalAirflow(
-                self.home, self.manifest, endpoint_url=self.aws.endpoint_url, region=REGION
-            )
+            self.airflow = local_airflow(self.cdk_out, self.env, self.aws, self.home, self.manifest)
             self.airflow.start()
             self.airflow.wait_for_dags([job["name"] for job in self.manifest["jobs"]])
         except BaseException:

@@ -1,4 +1,6 @@
-"""A local AWS endpoint on 127.0.0.1: moto's server with the Fargate simulator in front."""
+"""A local AWS endpoint on 127.0.0.1: moto's server with the Fargate simulator in front,
+and MWAA's ``InvokeRestApi`` answered by a local Airflow's REST API, as MWAA answers it
+from its own webserver."""
 
 from __future__ import annotations
 
@@ -24,6 +26,9 @@ LOGS_TARGET = "Logs_20140328."
 SIMULATED = {"RunTask", "DescribeTasks", "StopTask", "ListTasks"}
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+#: (method, path under /api/v2, query, body) -> (HTTP status, JSON answer)
+RestApi = Callable[[str, str, dict[str, Any], Any], tuple[int, Any]]
+MWAA_REST_PREFIX = "/restapi/"
 
 
 class QuietRequestHandler(MotoRequestHandler):
@@ -37,8 +42,12 @@ class FargateMiddleware:
     def __init__(self, app: WsgiApp, simulator: FargateSimulator) -> None:
         self.app = app
         self.simulator = simulator
+        #: MWAA environment name -> its Airflow's REST API.
+        self.airflows: dict[str, RestApi] = {}
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if environ.get("PATH_INFO", "").startswith(MWAA_REST_PREFIX):
+            return self._invoke_rest_api(environ, start_response)
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         api = target.split(".", 1)[-1] if target.startswith((ECS_TARGET, LOGS_TARGET)) else ""
         try:
@@ -60,13 +69,46 @@ class FargateMiddleware:
             )
         return self.app(environ, start_response)
 
-    @staticmethod
-    def _reply(start_response: Callable[..., Any], status: str, body: Any) -> list[bytes]:
-        payload = json.dumps(body).encode()
-        start_response(
-            status,
-            [("Content-Type", "application/x-amz-json-1.1"), ("Content-Length", str(len(payload)))],
+    def _invoke_rest_api(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> list[bytes]:
+        """MWAA's InvokeRestApi (POST /restapi/{Name}): Airflow's answer, or for 4xx/5xx
+        a RestApiClientException / RestApiServerException carrying it, as MWAA does."""
+        name = environ["PATH_INFO"].removeprefix(MWAA_REST_PREFIX)
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        request = json.loads(environ["wsgi.input"].read(length) or b"{}")
+        airflow = self.airflows.get(name)
+        if airflow is None:
+            return self._reply(
+                start_response,
+                "404 Not Found",
+                {"message": f"Environment {name} not found"},
+                error="ResourceNotFoundException",
+            )
+        status, answer = airflow(
+            request["Method"], request["Path"], request.get("QueryParameters") or {},
+            request.get("Body"),
+        )  # fmt: skip
+        body = {"RestApiStatusCode": status, "RestApiResponse": answer}
+        if status < 400:
+            return self._reply(start_response, "200 OK", body)
+        kind = "RestApiClientException" if status < 500 else "RestApiServerException"
+        return self._reply(
+            start_response, "400 Bad Request", {**body, "message": str(answer)}, error=kind
         )
+
+    @staticmethod
+    def _reply(
+        start_response: Callable[..., Any], status: str, body: Any, *, error: str = ""
+    ) -> list[bytes]:
+        payload = json.dumps(body).encode()
+        headers = [
+            ("Content-Type", "application/x-amz-json-1.1"),
+            ("Content-Length", str(len(payload))),
+        ]
+        if error:
+            headers.append(("x-amzn-ErrorType", error))
+        start_response(status, headers)
         return [payload]
 
 
@@ -91,6 +133,10 @@ class LocalAws:
         self._server: BaseWSGIServer | None = None
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
+
+    def serve_airflow(self, environment_name: str, rest_api: RestApi) -> None:
+        """Answer InvokeRestApi for ``environment_name`` with this Airflow's REST API."""
+        self.middleware.airflows[environment_name] = rest_api
 
     @property
     def endpoint_url(self) -> str:

@@ -1,19 +1,22 @@
 """How long Airflow takes to parse the DAG file for a manifest, as its DAG processor does:
-a fresh process with Airflow's core loaded, so our package and the Amazon provider's
-hooks are imported inside the measured time.
+a fresh process of the MWAA parity runtime, in MWAA's layout, with Airflow's core loaded,
+so our package and the Amazon provider's hooks are imported inside the measured time.
 
-    python -m tools.parse_time cdk.out/manifests/dev.json [--repeat 5]
+    .venv/bin/python -m tools.parse_time cdk.out/manifests/dev.json [--repeat 5]
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import json
 import statistics
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
+
+from config import ENVIRONMENTS
+from constructs_lib.plugins_bundle import build_plugins_zip
+from simulator.airflow_local import install_mwaa_layout, mwaa_environment, parity_runtime
 
 REPO = Path(__file__).resolve().parents[1]
 MEASURE = """
@@ -32,18 +35,22 @@ def main() -> None:
     parser.add_argument("manifest", type=Path)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": tempfile.mkdtemp(),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "ML_PLATFORM_MANIFEST": str(args.manifest.resolve()),
-    }
+    # MWAA's runtime and layout: the DAG file and manifest in dags/, the package in plugins/.
+    home = Path(tempfile.mkdtemp(prefix="ml-platform-parse-"))
+    install_mwaa_layout(
+        home,
+        plugins_zip=build_plugins_zip(REPO / "plugins"),
+        dags=REPO / "dags",
+        manifest=json.loads(args.manifest.read_text()),
+    )
+    python = parity_runtime(ENVIRONMENTS["dev"].airflow.version).venv / "bin" / "python"
     seconds: list[float] = []
     dags = 0
     for _ in range(args.repeat):
         out = subprocess.run(
-            [sys.executable, "-c", MEASURE.format(dags=str(REPO / "dags"))],
-            env=env,
+            [str(python), "-c", MEASURE.format(dags=str(home / "dags"))],
+            env=mwaa_environment(home),
+            cwd=home,
             capture_output=True,
             text=True,
             check=True,

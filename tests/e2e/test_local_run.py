@@ -8,11 +8,13 @@ chunk's container exits 1 on both tries.
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any
 
 import pytest
+from botocore.config import Config
 
+from constructs_lib.handlers.airflow_pools import index as pools_handler
+from simulator.bootstrap import client
 from simulator.platform import LocalPlatform
 from tests.conftest import Synthesized
 
@@ -122,11 +124,11 @@ def test_container_log_lines_appear_in_the_airflow_task_log(finished_run: Any) -
 
 def test_the_pool_holds_deferred_tasks_and_is_never_exceeded(finished_run: Any) -> None:
     platform, _ = finished_run
-    with sqlite3.connect(platform.airflow.home / "airflow.db") as db:
-        slots, include_deferred = db.execute(
-            "select slots, include_deferred from slot_pool where pool='pricing'"
-        ).fetchone()
-    assert (slots, include_deferred) == (2, 1)
+    (pool,) = platform.airflow.query(
+        "select slots, include_deferred from slot_pool where pool='pricing'"
+    )
+    # Created through the deploy-time handler and MWAA's InvokeRestApi, as on deploy.
+    assert (pool["slots"], pool["include_deferred"]) == (2, True)
     # Three chunks, two slots: two ran at once, never three.
     assert platform.simulator.metrics.max_running == 2
 
@@ -136,3 +138,67 @@ def test_the_summary_counts_chunks(finished_run: Any) -> None:
     log = platform.airflow.task_log(JOB, RUN_ID, "summarize")
     assert "job dynamic-pricing: 3 chunks (6 partitions): 2 succeeded, 1 failed" in log
     assert "1 of 3 chunks failed" in log
+
+
+# -- the deploy-time pools handler, against this real Airflow through InvokeRestApi ------
+
+
+def pools_event(environment: str, pools: list[dict[str, Any]]) -> dict[str, Any]:
+    """What CloudFormation sends the handler (the template's Custom::AirflowPools)."""
+    return {
+        "RequestType": "Update",
+        "ResourceProperties": {"EnvironmentName": environment, "Pools": json.dumps(pools)},
+    }
+
+
+def mwaa_client(platform: LocalPlatform) -> Any:
+    return client(
+        "mwaa", platform.aws.endpoint_url, "us-east-1", config=Config(inject_host_prefix=False)
+    )
+
+
+def test_the_pools_handler_overwrites_and_reads_back(finished_run: Any) -> None:
+    platform, _ = finished_run
+    name = platform.airflow.environment_name
+    pools = [
+        {"name": "pricing", "slots": 7, "description": "resized", "include_deferred": True},
+        {"name": "gpu", "slots": 3, "description": "", "include_deferred": True},
+    ]
+    answer = pools_handler.apply(pools_event(name, pools), mwaa_client(platform))
+    assert answer == {"PhysicalResourceId": f"{name}-pools", "Data": {"Pools": "pricing,gpu"}}
+    found = {
+        row["pool"]: (row["slots"], row["description"], row["include_deferred"])
+        for row in platform.airflow.query("select pool, slots, description, include_deferred "
+                                          "from slot_pool")
+    }  # fmt: skip
+    assert found["pricing"] == (7, "resized", True)
+    assert found["gpu"] == (3, "", True)
+
+
+def test_a_pool_airflow_did_not_take_fails_the_deploy_naming_it(finished_run: Any) -> None:
+    """Airflow's bulk PATCH answers 200 even when an item is not applied: only the read-back
+    tells. Here the REST answer is the real one, but one entity never reaches Airflow."""
+    platform, _ = finished_run
+    airflow = platform.airflow
+
+    def drops_the_last_entity(method: str, path: str, query: Any, body: Any) -> Any:
+        if method == "PATCH":
+            body = json.loads(json.dumps(body))
+            body["actions"][0]["entities"].pop()
+        return airflow.rest(method, path, query, body)
+
+    platform.aws.serve_airflow("lossy", drops_the_last_entity)
+    pools = [
+        {"name": "batch", "slots": 4, "description": "", "include_deferred": True},
+        {"name": "never-created", "slots": 2, "description": "", "include_deferred": True},
+    ]
+    with pytest.raises(pools_handler.PoolsNotApplied, match="pool 'never-created' is missing"):
+        pools_handler.apply(pools_event("lossy", pools), mwaa_client(platform))
+
+
+def test_a_pool_airflow_refuses_fails_the_deploy_with_airflows_reason(finished_run: Any) -> None:
+    platform, _ = finished_run
+    name = platform.airflow.environment_name
+    pools = [{"name": "x" * 300, "slots": 1, "description": "", "include_deferred": True}]
+    with pytest.raises(pools_handler.PoolsNotApplied, match=r"PATCH /pools on .*422"):
+        pools_handler.apply(pools_event(name, pools), mwaa_client(platform))

@@ -1,5 +1,6 @@
-"""The fault matrix (`make faults`) as tests: each case through a real Airflow 3, the real
-operator and trigger, and the simulated Fargate. The platform runs once per module."""
+"""The fault matrix (`make faults`) as tests: each case through a real Airflow 3 on the
+MWAA parity runtime (two triggerers, PostgreSQL), the real operator and trigger, and the
+simulated Fargate. The platform runs once per module."""
 
 from __future__ import annotations
 
@@ -50,3 +51,10 @@ def test_out_of_memory_is_not_retried_and_names_the_size(rows: dict[str, Row]) -
 def test_spot_without_capacity_ran_on_demand(rows: dict[str, Row]) -> None:
     assert rows["spot-fallback"].capacity == "FARGATE"
     assert rows["spot-interrupted"].last_stop == "SpotInterruption"
+
+
+def test_a_trigger_that_moved_leaves_its_task_to_the_new_triggerer(rows: dict[str, Row]) -> None:
+    row = rows["redistributed"]
+    assert len(set(row.owners)) == 2, row.owners  # it did move
+    assert (row.state, row.started, row.tries) == ("success", 1, 1)
+    assert row.last_stop == "EssentialContainerExited"  # ran to its end, not stopped
