@@ -343,7 +343,8 @@ class FargateSimulator:
         self.account = account
         self.region = region
         self.tasks: dict[str, SimTask] = {}
-        self.tokens: dict[str, str] = {}
+        #: clientToken -> (task ARN, the request that started it)
+        self.tokens: dict[str, tuple[str, dict[str, Any]]] = {}
         self.faults: dict[str, Faults] = {}
         self.log_groups: dict[str, str] = {}
         self.metrics = Metrics()
@@ -407,8 +408,16 @@ class FargateSimulator:
                 "clientToken is at most 64 and startedBy at most 36 characters.",
             )
         if token and token in self.tokens:
-            # Idempotent: the same token returns the task it started, never a second one.
-            return {"tasks": [self.tasks[self.tokens[token]].describe()], "failures": []}
+            # Idempotent: the same token returns the task it started, never a second one;
+            # with other parameters ECS refuses it (RunTask idempotency, API reference).
+            arn, first = self.tokens[token]
+            if first != request:
+                raise EcsError(
+                    "ConflictException",
+                    "The request uses the same client token as a previous, but non-identical "
+                    "request.",
+                )
+            return {"tasks": [self.tasks[arn].describe()], "failures": []}
         backend = ecs_backends[self.account][self.region]
         cluster_name = request.get("cluster", "default").rsplit("/", 1)[-1]
         cluster = backend.clusters.get(cluster_name)
@@ -476,7 +485,7 @@ class FargateSimulator:
         )
         self.tasks[arn] = task
         if token:
-            self.tokens[token] = arn
+            self.tokens[token] = (arn, json.loads(json.dumps(request)))
         return {"tasks": [task.describe()], "failures": []}
 
     def _DescribeTasks(self, request: dict[str, Any]) -> dict[str, Any]:

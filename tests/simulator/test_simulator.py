@@ -119,6 +119,16 @@ def test_client_token_is_idempotent(ecs: Any) -> None:
     assert len(simulator.tasks) == 1
 
 
+def test_a_client_token_reused_with_other_parameters_is_refused(ecs: Any) -> None:
+    """ECS: the same token with different parameters fails with ConflictException."""
+    client_, simulator, _, network = ecs
+    run(client_, network, token="t-2")
+    with pytest.raises(ClientError) as caught:
+        run(client_, network, token="t-2", spot=True)
+    assert caught.value.response["Error"]["Code"] == "ConflictException"
+    assert len(simulator.tasks) == 1
+
+
 def test_reads_are_throttled_with_a_real_error(ecs: Any) -> None:
     client_, simulator, _, network = ecs
     arn = run(client_, network)["tasks"][0]["taskArn"]
