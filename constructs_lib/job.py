@@ -134,29 +134,14 @@ class MlJob(Construct):
             tags=dict(tags or {}),
         )  # fmt: skip
         raise_if_any(name, env, declaration_problems(declared, env))
+        #: Every argument, defaults filled in (``capacity``, ``pool``, ``partitions``).
         self.declaration = declared
         self.name = name
         self.platform = platform
         self.image = image
-        self.team = team
-        self.description = description
-        self.cpu = cpu
-        self.memory_mib = memory_mib
-        self.schedule = schedule
         self.partitions = declared.partitions
-        self.chunk_size = chunk_size
-        self.pool = declared.pool
-        self.pool_slots = pool_slots
-        self.retries = retries
-        self.retry_delay = retry_delay
-        self.retry_exponential_backoff = retry_exponential_backoff
-        self.max_retry_delay = max_retry_delay
-        self.execution_timeout = execution_timeout
-        self.max_active_runs = max_active_runs
         self.capacity = declared.capacity
         self.family = f"{env.prefix}-{name}"
-        self.cost_center = cost_center
-        self.cpu_architecture = cpu_architecture
         self.job_tags = job_tags(declared)
         environment, secrets = declared.environment, declared.secrets
         platform.register(self)
@@ -370,30 +355,31 @@ class MlJob(Construct):
 
     def manifest_entry(self) -> dict[str, Any]:
         """This job's entry in the job manifest (values may be deploy-time tokens)."""
+        job = self.declaration
         return {
             "name": self.name,
-            "description": self.description,
-            "team": self.team,
+            "description": job.description,
+            "team": job.team,
             "image": self.image.reference,
             "task_definition_family": self.family,
             "container_name": defaults.CONTAINER_NAME,
-            "cpu": self.cpu,
-            "memory_mib": self.memory_mib,
+            "cpu": job.cpu,
+            "memory_mib": job.memory_mib,
             "logs": {"group": self.log_group_name, "stream_prefix": defaults.LOG_STREAM_PREFIX},
             "capacity": self.capacity.value,
-            "schedule": self.schedule,
+            "schedule": job.schedule,
             "partitions": self.partitions.manifest(),
-            "chunk_size": self.chunk_size,
-            "pool": self.pool,
-            "pool_slots": self.pool_slots,
+            "chunk_size": job.chunk_size,
+            "pool": job.pool,
+            "pool_slots": job.pool_slots,
             "retry": {
-                "retries": self.retries,
-                "delay_seconds": int(self.retry_delay.to_seconds()),
-                "exponential_backoff": self.retry_exponential_backoff,
-                "max_delay_seconds": int(self.max_retry_delay.to_seconds()),
+                "retries": job.retries,
+                "delay_seconds": int(job.retry_delay.to_seconds()),
+                "exponential_backoff": job.retry_exponential_backoff,
+                "max_delay_seconds": int(job.max_retry_delay.to_seconds()),
             },
-            "execution_timeout_seconds": int(self.execution_timeout.to_seconds()),
-            "max_active_runs": self.max_active_runs,
+            "execution_timeout_seconds": int(job.execution_timeout.to_seconds()),
+            "max_active_runs": job.max_active_runs,
             "tags": {**self.platform.environment.tags, **self.job_tags},
         }
 

@@ -192,8 +192,11 @@ class LocalAirflow:
 
     def run_python(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         """The parity runtime's Python, in this Airflow's environment and layout."""
+        return self._run("python", *args, timeout=timeout)
+
+    def _run(self, binary: str, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [self._bin("python"), *args],
+            [self._bin(binary), *args],
             env=self.env,
             cwd=self.home,
             capture_output=True,
@@ -203,15 +206,7 @@ class LocalAirflow:
         )
 
     def airflow(self, *args: str, timeout: float = 120) -> str:
-        result = subprocess.run(
-            [self._bin("airflow"), *args],
-            env=self.env,
-            cwd=self.home,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        result = self._run("airflow", *args, timeout=timeout)
         if result.returncode != 0:
             raise RuntimeError(f"airflow {' '.join(args)} failed:\n{result.stderr[-3000:]}")
         return result.stdout

@@ -263,4 +263,4 @@ def test_token_valued_fields_are_not_validated(bench: PlatformBench) -> None:
         memory_mib=size,
         cpu_architecture=ecs.CpuArchitecture.ARM64,
     )
-    assert cdk.Token.is_unresolved(job.cpu)
+    assert cdk.Token.is_unresolved(job.declaration.cpu)

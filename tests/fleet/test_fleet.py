@@ -389,6 +389,28 @@ def test_on_kill_stops_the_task_of_a_cleared_or_failed_try(bench: Bench) -> None
     assert "cleared or marked" in task.stopped_reason
 
 
+async def deferred_then_killed(
+    bench: Bench, name: str, task_instance: Any, *, recancel: bool = False
+) -> None:
+    """What the triggerer does to a running trigger it no longer owns: cancel it, then
+    await on_kill (cancelled again by the next sync when ``recancel``)."""
+    job = trigger(bench, name)
+    job.task_instance = task_instance
+    waiting = asyncio.ensure_future(first_event(job, close=False))
+    while not running(bench):
+        await asyncio.sleep(0.1)
+    waiting.cancel()
+    await asyncio.gather(waiting, return_exceptions=True)
+    killing = asyncio.ensure_future(job.on_kill())
+    if recancel:
+        await asyncio.sleep(0.2)
+        killing.cancel()
+    await asyncio.gather(killing, return_exceptions=True)
+    while recancel and running(bench):  # the stop still happens, after the cancel
+        await asyncio.sleep(0.1)
+    await Fleet.get(EcsBudget()).close()
+
+
 @pytest.mark.parametrize(
     ("airflow_says", "keeps_running"),
     [
@@ -413,18 +435,8 @@ def test_on_kill_tells_a_moved_trigger_from_a_cleared_try(
     monkeypatch.setattr("ml_platform.fargate._deferred_and_marker", lookup)
     bench.behaviour.seconds = 60.0
 
-    async def kill_midway() -> None:
-        job = trigger(bench, "moved")
-        job.task_instance = SimpleNamespace(dag_id="job", task_id="run", run_id="r", map_index=3)
-        waiting = asyncio.ensure_future(first_event(job, close=False))
-        while not running(bench):
-            await asyncio.sleep(0.1)
-        waiting.cancel()
-        await asyncio.gather(waiting, return_exceptions=True)
-        await job.on_kill()
-        await Fleet.get(EcsBudget()).close()
-
-    run(kill_midway())
+    ti = SimpleNamespace(dag_id="job", task_id="run", run_id="r", map_index=3)
+    run(deferred_then_killed(bench, "moved", ti))
     assert bool(running(bench)) is keeps_running
 
 
@@ -441,23 +453,8 @@ def test_on_kill_finishes_when_airflow_cancels_it_midway(
     monkeypatch.setattr("ml_platform.fargate._deferred_and_marker", slow_answer)
     bench.behaviour.seconds = 60.0
 
-    async def kill_twice() -> None:
-        job = trigger(bench, "recancelled")
-        job.task_instance = SimpleNamespace(dag_id="d", task_id="run", run_id="r", map_index=0)
-        waiting = asyncio.ensure_future(first_event(job, close=False))
-        while not running(bench):
-            await asyncio.sleep(0.1)
-        waiting.cancel()
-        await asyncio.gather(waiting, return_exceptions=True)
-        killing = asyncio.ensure_future(job.on_kill())
-        await asyncio.sleep(0.2)
-        killing.cancel()  # the next sync's cancel
-        await asyncio.gather(killing, return_exceptions=True)
-        while running(bench):
-            await asyncio.sleep(0.1)
-        await Fleet.get(EcsBudget()).close()
-
-    run(asyncio.wait_for(kill_twice(), 30))
+    ti = SimpleNamespace(dag_id="d", task_id="run", run_id="r", map_index=0)
+    run(asyncio.wait_for(deferred_then_killed(bench, "recancelled", ti, recancel=True), 30))
     (task,) = bench.simulator.tasks.values()
     assert "cleared or marked" in task.stopped_reason
 
