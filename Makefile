@@ -18,7 +18,8 @@ PY := $(VENV)/bin/python
 CDK := node_modules/.bin/cdk
 OUT := cdk.out
 
-.PHONY: help install synth test lint typecheck unit snapshots schema clean demo bench faults
+.PHONY: help install synth test lint typecheck unit snapshots schema clean demo bench faults \
+	diff deploy check-env
 
 help:
 	@echo "make synth      install everything, synthesize every environment offline, print a summary"
@@ -26,8 +27,13 @@ help:
 	@echo "make snapshots  re-record the template snapshots (review the diff before committing)"
 	@echo "make schema     regenerate schemas/job-manifest.schema.json"
 	@echo "make demo       run the example jobs end to end on 127.0.0.1 (after make synth)"
-	@echo "make bench      2,000 tasks at the top of the hour: the stock operator vs this platform"
+	@echo "                  JOB=<name>  PARTITIONS=<n, or values a,b,c>  RETRIES=<n, default 0>"
 	@echo "make faults     the fault matrix: each failure through a real Airflow, as a table"
+	@echo "make bench      2,000 tasks at the top of the hour: the stock operator vs this platform"
+	@echo "                  BENCH_ARGS='--tasks 10000 --paths platform' (see --help)"
+	@echo "make diff ENV=dev    what a deploy of the environment would change (AWS credentials)"
+	@echo "make deploy ENV=dev  deploy the environment's stacks (AWS credentials, a container engine)"
+	@echo "make install    only install the tools; make clean  remove cdk.out and caches"
 
 $(CURDIR)/.tools/bin/uv:
 	python3 -m venv .tools
@@ -40,20 +46,20 @@ CDK_LIB_VERSION := $(shell sed -n 's/.*"aws-cdk-lib==\([0-9.]*\)".*/\1/p' pyproj
 
 $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 	@test -n "$(PYTHON312)" || { echo "Python 3.12 not found (python3.12 or ~/.pyenv/versions/3.12.*)"; exit 2; }
-	$(UV) sync --frozen
+	$(UV) sync --frozen --quiet
 	$(UV) pip install --quiet --python $(PY) --reinstall --no-deps "aws-cdk-lib==$(CDK_LIB_VERSION)"
 	@touch $@
 
 # checkov pins boto3 1.35, which Airflow's Amazon provider cannot share: its own venv.
 CHECKOV_PROJECT := tools/checkov
 $(CHECKOV_PROJECT)/.venv/.synced: $(CHECKOV_PROJECT)/pyproject.toml $(CHECKOV_PROJECT)/uv.lock | $(UV)
-	UV_PYTHON= $(UV) sync --frozen --project $(CHECKOV_PROJECT)
+	UV_PYTHON= $(UV) sync --frozen --quiet --project $(CHECKOV_PROJECT)
 	@touch $@
 
 # The harness's Airflow: MWAA's image for the configured version (config/airflow_versions.py).
 MWAA_RUNTIME := runtime/mwaa-3.3.1
 $(MWAA_RUNTIME)/.venv/.synced: $(MWAA_RUNTIME)/pyproject.toml $(MWAA_RUNTIME)/uv.lock | $(UV)
-	$(UV) sync --frozen --project $(MWAA_RUNTIME)
+	$(UV) sync --frozen --quiet --project $(MWAA_RUNTIME)
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -62,10 +68,20 @@ node_modules/.installed: package.json package-lock.json
 
 install: $(VENV)/.synced $(CHECKOV_PROJECT)/.venv/.synced $(MWAA_RUNTIME)/.venv/.synced node_modules/.installed
 
+# cdk.out is replaced only by a whole, accepted synth: a refused one (a bad declaration,
+# a cdk-nag finding) leaves the last good cdk.out in place, and its own output (the
+# validation report) in cdk.out.next/. The CLI's chatter is dropped: where it wrote the
+# assembly (cdk.out.next, about to move), and its reminder of the feature flags this app
+# leaves at their defaults (stacks/platform_app.py pins those it relies on).
+CDK_NOISE := feature flags are not configured|^Successfully synthesized to|^Supply a stack id
+
 synth: install
-	@rm -rf $(OUT)
-	$(CDK) synth --quiet --output $(OUT) > /dev/null
-	$(PY) -m tools.synth_summary $(OUT)
+	@rm -rf $(OUT).next
+	@set -o pipefail; { $(CDK) synth --quiet --output $(OUT).next 2>&1 >/dev/null \
+		| { grep -Ev "$(CDK_NOISE)" || true; } >&2; } || { \
+		echo "synth refused; the last good synth is still in $(OUT)/" >&2; exit 1; }
+	@rm -rf $(OUT) && mv $(OUT).next $(OUT)
+	@$(PY) -m tools.synth_summary $(OUT)
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -86,11 +102,12 @@ schema: install
 	$(PY) -c "import json, ml_platform.contract as m; print(json.dumps(m.json_schema(), indent=2))" > schemas/job-manifest.schema.json
 
 clean:
-	rm -rf $(OUT) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(OUT) $(OUT).next .pytest_cache .mypy_cache .ruff_cache
 
 demo: install
 	@test -f $(OUT)/manifests/dev.json || { echo "run 'make synth' first"; exit 2; }
-	$(PY) -m simulator.demo --cdk-out $(OUT)
+	$(PY) -m simulator.demo --cdk-out $(OUT) $(if $(JOB),--job $(JOB)) \
+		$(if $(PARTITIONS),--partitions '$(PARTITIONS)') $(if $(RETRIES),--retries $(RETRIES))
 
 # BENCH_ARGS="--tasks 10000" for the large burst; see `python -m bench.burst --help`.
 bench: install
@@ -99,3 +116,17 @@ bench: install
 faults: install
 	@test -f $(OUT)/manifests/dev.json || { echo "run 'make synth' first"; exit 2; }
 	$(PY) -m simulator.faults --cdk-out $(OUT)
+
+# Deploy one environment (config/environments.py) with the credentials of the shell
+# (AWS_PROFILE or keys); model images are built by Docker, or CDK_DOCKER=podman.
+ENVIRONMENTS := $(shell sed -n 's/^    name="\([a-z0-9]*\)",/\1/p' config/environments.py)
+
+check-env:
+	@test -n "$(ENV)" -a -n "$(filter $(ENV),$(ENVIRONMENTS))" || { \
+		echo "ENV must be one of: $(ENVIRONMENTS) (e.g. make deploy ENV=dev)" >&2; exit 2; }
+
+diff: check-env synth
+	$(CDK) diff --app $(OUT) '$(ENV)/*'
+
+deploy: check-env synth
+	$(CDK) deploy --app $(OUT) '$(ENV)/*' --require-approval broadening

@@ -17,6 +17,7 @@ from config.airflow_versions import MWAA_RUNTIMES
 from ml_platform.contract import (
     MAX_MAP_LENGTH_MAX,
     Capacity,
+    DeclarationError,
     EcsBudget,
     Pool,
     tag_problems,
@@ -37,7 +38,7 @@ __all__ = [
 ]
 
 
-class ConfigError(ValueError):
+class ConfigError(DeclarationError):
     """Invalid environment configuration."""
 
 

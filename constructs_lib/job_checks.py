@@ -21,7 +21,7 @@ from croniter import croniter
 from config.model import EnvironmentConfig
 from constructs_lib.job_inputs import JobImage, Partitions, architecture_name, unresolved
 from ml_platform import contract
-from ml_platform.contract import Capacity, tag_problems
+from ml_platform.contract import Capacity, DeclarationError, tag_problems
 
 _NAME = re.compile(contract.NAME_PATTERN)
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -30,7 +30,7 @@ SECRET_LIKE = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIAL|PRIVATE_KEY|A
 _RESERVED_ENV = (*contract.JOB_ENVIRONMENT, *contract.CHUNK_ENVIRONMENT)
 
 
-class JobConfigError(ValueError):
+class JobConfigError(DeclarationError):
     """A job declaration that cannot be deployed; lists every problem at once."""
 
 
@@ -221,14 +221,36 @@ def _environment_problems(
     return out
 
 
+#: The five cron fields, in order, with what each allows (besides lists, ranges, */steps).
+CRON_FIELDS = (
+    ("minute", "0-59"),
+    ("hour", "0-23"),
+    ("day-of-month", "1-31"),
+    ("month", "1-12 or JAN-DEC"),
+    ("day-of-week", "0-7 or SUN-SAT"),
+)
+
+
 def schedule_problems(schedule: str | None) -> list[str]:
+    """A cron expression (UTC) or a preset; a bad field is named with what it allows."""
     if schedule is None or schedule in contract.SCHEDULE_PRESETS:
         return []
-    if len(schedule.split()) != 5 or not croniter.is_valid(schedule):
+    presets = f"a preset {list(contract.SCHEDULE_PRESETS)}, or None"
+    fields = schedule.split() if isinstance(schedule, str) else []
+    if len(fields) != len(CRON_FIELDS):
         return [
-            f"field 'schedule': {schedule!r} is not a 5-field cron expression nor a "
-            f"preset; allowed presets: {list(contract.SCHEDULE_PRESETS)}, or None"
+            f"field 'schedule': {schedule!r} has {len(fields)} fields; a cron expression has "
+            f"5 ({' '.join(name for name, _ in CRON_FIELDS)}), or use {presets}"
         ]
+    bad = [
+        f"the {name} field {fields[i]!r} is not valid (allowed: {allowed})"
+        for i, (name, allowed) in enumerate(CRON_FIELDS)
+        if not croniter.is_valid(" ".join(f if j == i else "*" for j, f in enumerate(fields)))
+    ]
+    if bad:
+        return [f"field 'schedule': {schedule!r}: {'; '.join(bad)}"]
+    if not croniter.is_valid(schedule):
+        return [f"field 'schedule': {schedule!r} is not a valid cron expression; or use {presets}"]
     return []
 
 

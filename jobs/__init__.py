@@ -1,15 +1,39 @@
-"""The job catalog: each group becomes one stack of ``MlJob`` constructs per environment.
+"""The job catalog: every module in this package is a job group, one stack of ``MlJob``
+constructs per environment (``Jobs-<module name>``).
 
-To add a job, add one ``MlJob(...)`` call to the group that owns it (README: "Add a job").
+A module joins the catalog by defining ``declare(stack: JobsStack) -> None``; one that does
+not is refused, naming it, so a group that was written cannot be silently left out.
+Modules whose names start with ``_`` are helpers, not groups. To add a job, add one
+``MlJob(...)`` call to the group that owns it (README: "Add a job").
 """
 
 from __future__ import annotations
 
-from jobs import forecasting, monitoring, pricing
+import importlib
+import pkgutil
+
+from ml_platform.contract import DeclarationError
 from stacks.platform_stage import JobGroup
 
-JOB_GROUPS: dict[str, JobGroup] = {
-    "forecasting": forecasting.declare,
-    "pricing": pricing.declare,
-    "monitoring": monitoring.declare,
-}
+
+class JobGroupError(DeclarationError):
+    """A module in jobs/ that is not a job group."""
+
+
+def discover() -> dict[str, JobGroup]:
+    groups: dict[str, JobGroup] = {}
+    for module in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if module.name.startswith("_"):
+            continue
+        declare = getattr(importlib.import_module(f"{__name__}.{module.name}"), "declare", None)
+        if not callable(declare):
+            raise JobGroupError(
+                f"jobs/{module.name}.py is not a job group: define "
+                "`def declare(stack: JobsStack) -> None` in it (or name it _"
+                f"{module.name}.py if it only helps other groups)"
+            )
+        groups[module.name] = declare
+    return groups
+
+
+JOB_GROUPS: dict[str, JobGroup] = discover()

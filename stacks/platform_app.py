@@ -15,6 +15,7 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks
 
 from config.model import EnvironmentConfig
+from stacks.findings import NagFindings, raise_on_findings
 from stacks.platform_stage import JobGroup, PlatformStage
 
 #: Feature flags, here rather than in cdk.json so tests synthesize what the CLI does.
@@ -85,11 +86,20 @@ def build_app(
 
 
 def synth(app: PlatformApp, stages: Mapping[str, PlatformStage]) -> Path:
-    """Synthesize, write each environment's manifest to manifests/<env>.json, publish."""
+    """Synthesize, write each environment's manifest to manifests/<env>.json, publish.
+
+    Any cdk-nag finding refuses the whole assembly (``NagFindings``, one line each); only
+    the validation report is published then.
+    """
+    report = app.staging / VALIDATION_REPORT
+    shown_as = (app.publish_to or app.staging) / VALIDATION_REPORT
     try:
         assembly = app.synth()
-    except BaseException:
+        raise_on_findings(report, shown_as)
+    except BaseException as error:
         app.discard(keep=(VALIDATION_REPORT,))
+        if not isinstance(error, NagFindings) and report.is_file():
+            raise_on_findings(shown_as, shown_as)  # CDK's own ValidationFailed, explained
         raise
     directory = Path(assembly.directory) / MANIFEST_DIR
     directory.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +16,8 @@ import pytest
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 REPO = Path(__file__).resolve().parents[1]
+#: The repository's example jobs; tests about them hold when a user adds jobs.
+EXAMPLE_JOBS = ("location-forecast", "dynamic-pricing", "anomaly-detector")
 
 
 @dataclass
@@ -96,3 +100,32 @@ def bench() -> PlatformBench:
 def _repo_cwd(monkeypatch: pytest.MonkeyPatch) -> None:
     # Job image folders are relative to the repository root, as in `cdk synth`.
     monkeypatch.chdir(REPO)
+
+
+#: Installed, ignored by git: linked into a copy so that make finds them up to date.
+INSTALLED = [".venv", "node_modules", ".tools", "runtime/mwaa-3.3.1/.venv", "tools/checkov/.venv"]
+
+
+def copy_repository(destination: Path) -> Path:
+    """The working tree as git sees it (tracked and new files, mtimes kept, so make sees
+    nothing to rebuild), with the installed venvs and node_modules linked in."""
+    files = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO, capture_output=True, check=True,
+    ).stdout.decode().split("\0")  # fmt: skip
+    for name in filter(None, files):
+        if (REPO / name).is_file():
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, destination / name)
+    for name in INSTALLED:
+        os.symlink(REPO / name, destination / name)
+    return destination
+
+
+def run_in(repo: Path, *command: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """A command in a repository copy, as a user's shell would run it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PYTEST"))}
+    return subprocess.run(
+        list(command), cwd=repo, env=env, capture_output=True, text=True, timeout=timeout,
+        check=False,
+    )  # fmt: skip

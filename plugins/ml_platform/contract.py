@@ -248,7 +248,13 @@ class Pool:
 # -- The job manifest -----------------------------------------------------------------------
 
 
-class ManifestError(ValueError):
+class DeclarationError(ValueError):
+    """A user's declaration (environment, job, manifest) that cannot be deployed. Its
+    message says where (environment, job or pool), which field, and what is allowed; it
+    is shown without a traceback."""
+
+
+class ManifestError(DeclarationError):
     """A manifest that does not match the schema; the message names job and field."""
 
 

@@ -76,9 +76,21 @@ def test_ephemeral_storage_out_of_range(bench: PlatformBench) -> None:
     refused(bench, "ephemeral_storage_gib", "21-200", ephemeral_storage_gib=10)
 
 
-@pytest.mark.parametrize("schedule", ["0 */3 * *", "61 * * * *", "every hour", "0 0 * * * *"])
-def test_bad_cron(bench: PlatformBench, schedule: str) -> None:
-    refused(bench, "schedule", "'@hourly'", schedule=schedule)
+@pytest.mark.parametrize(
+    ("schedule", "allowed"),
+    [
+        ("0 */3 * *", "has 4 fields; a cron expression has 5"),
+        ("every hour", "'@hourly'"),
+        ("0 0 * * * *", "has 6 fields"),
+        ("61 * * * *", "the minute field '61' is not valid (allowed: 0-59)"),
+        ("0 25 * * *", "the hour field '25' is not valid (allowed: 0-23)"),
+        ("0 0 32 * *", "the day-of-month field '32' is not valid (allowed: 1-31)"),
+        ("0 0 * 13 *", "the month field '13' is not valid (allowed: 1-12 or JAN-DEC)"),
+        ("0 0 * * 9", "the day-of-week field '9' is not valid (allowed: 0-7 or SUN-SAT)"),
+    ],
+)
+def test_bad_cron_names_the_field(bench: PlatformBench, schedule: str, allowed: str) -> None:
+    refused(bench, "schedule", allowed, schedule=schedule)
 
 
 @pytest.mark.parametrize("name", ["Forecast", "x", "has_underscore", "-lead", "double--dash",

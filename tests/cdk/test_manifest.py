@@ -26,7 +26,8 @@ def test_every_environment_manifest_is_valid(synthesized: Synthesized) -> None:
         manifest = parse_manifest(data)
         assert manifest.environment == env
         assert manifest.cluster == f"mlp-{env}"
-        assert {job.name for job in manifest.jobs} == {
+        # The examples; a job a user adds joins them.
+        assert {job.name for job in manifest.jobs} >= {
             "location-forecast",
             "dynamic-pricing",
             "anomaly-detector",
@@ -55,27 +56,31 @@ def _valid(synthesized: Synthesized) -> dict[str, Any]:
 
 
 FC, DP, AD = "job 'location-forecast'", "job 'dynamic-pricing'", "job 'anomaly-detector'"
+#: A job's entry by name, wherever it sits in the list.
+LF, PR, AN = (
+    ("jobs", name) for name in ("location-forecast", "dynamic-pricing", "anomaly-detector")
+)
 ENV = "environment 'dev'"
 
 
 @pytest.mark.parametrize(
     ("path", "value", "where", "allowed"),
     [
-        (("jobs", 0, "chunk_size"), 0, f"{FC}: field 'chunk_size'", "greater than or equal to 1"),
-        (("jobs", 1, "capacity"), "cheap", f"{DP}: field 'capacity'",
+        ((*LF, "chunk_size"), 0, f"{FC}: field 'chunk_size'", "greater than or equal to 1"),
+        ((*PR, "capacity"), "cheap", f"{DP}: field 'capacity'",
          "'on-demand', 'spot' or 'spot-with-fallback'"),
-        (("jobs", 2, "name"), "Bad Name", "job 'Bad Name': field 'name'", "^[a-z][a-z0-9]*"),
-        (("jobs", 0, "retry", "retries"), -1, f"{FC}: field 'retry.retries'", "greater than"),
-        (("jobs", 1, "partitions", "kind"), "ftp", f"{DP}: field 'partitions'", "'static', 's3'"),
-        (("jobs", 1, "partitions", "values"), [], f"{DP}: field 'partitions.static.values'",
+        ((*AN, "name"), "Bad Name", "job 'Bad Name': field 'name'", "^[a-z][a-z0-9]*"),
+        ((*LF, "retry", "retries"), -1, f"{FC}: field 'retry.retries'", "greater than"),
+        ((*PR, "partitions", "kind"), "ftp", f"{DP}: field 'partitions'", "'static', 's3'"),
+        ((*PR, "partitions", "values"), [], f"{DP}: field 'partitions.static.values'",
          "at least 1 item"),
-        (("jobs", 1, "pool"), "nope", f"{DP}: field 'pool': 'nope' is not", "declared pools"),
-        (("jobs", 0, "cpu"), "big", f"{FC}: field 'cpu'", "valid integer"),
-        (("jobs", 0, "logs", "group"), "", f"{FC}: field 'logs.group'", "at least 1 character"),
-        (("jobs", 0, "tags"), {"a": 1}, f"{FC}: field 'tags.a'", "valid string"),
-        (("jobs", 2, "execution_timeout_seconds"), 30, f"{AD}: field 'execution_timeout_seconds'",
+        ((*PR, "pool"), "nope", f"{DP}: field 'pool': 'nope' is not", "declared pools"),
+        ((*LF, "cpu"), "big", f"{FC}: field 'cpu'", "valid integer"),
+        ((*LF, "logs", "group"), "", f"{FC}: field 'logs.group'", "at least 1 character"),
+        ((*LF, "tags"), {"a": 1}, f"{FC}: field 'tags.a'", "valid string"),
+        ((*AN, "execution_timeout_seconds"), 30, f"{AD}: field 'execution_timeout_seconds'",
          "greater than or equal to 60"),
-        (("jobs", 0, "max_active_runs"), 0, f"{FC}: field 'max_active_runs'", "greater than"),
+        ((*LF, "max_active_runs"), 0, f"{FC}: field 'max_active_runs'", "greater than"),
         (("schema_version",), 2, f"{ENV}: field 'schema_version'", "Input should be 1"),
         (("region",), "", f"{ENV}: field 'region'", "at least 1 character"),
         (("network", "assign_public_ip"), True, f"{ENV}: field 'network.assign_public_ip'",
@@ -94,6 +99,8 @@ def test_malformed_manifest_names_job_and_field(
     data = _valid(synthesized)
     target = data
     for key in path[:-1]:
+        if isinstance(target, list) and isinstance(key, str):  # a job by its name
+            key = next(i for i, job in enumerate(target) if job["name"] == key)
         target = target[key]
     target[path[-1]] = value
     with pytest.raises(ManifestError) as caught:

@@ -132,7 +132,7 @@ def test_a_malformed_manifest_is_an_import_error_naming_job_and_field(
     dev_manifest: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = json.loads(dev_manifest.read_text())
-    data["jobs"][1]["chunk_size"] = 0
+    next(job for job in data["jobs"] if job["name"] == "dynamic-pricing")["chunk_size"] = 0
     broken = tmp_path / "manifest.json"
     broken.write_text(json.dumps(data))
     bag = dagbag(broken, monkeypatch)
