@@ -432,6 +432,24 @@ class LocalAirflow:
         path = folder / f"attempt={attempt}.log"
         return path.read_text() if path.exists() else ""
 
+    def failure_message(
+        self, dag_id: str, run_id: str, task_id: str, map_index: int, tries: int
+    ) -> str:
+        """The failure message a user reads in the task log (the exception the try
+        raised), newest try first; empty when no try failed."""
+        for attempt in range(tries, 0, -1):
+            log = self.task_log(dag_id, run_id, task_id, map_index, attempt=attempt)
+            for line in reversed(log.splitlines()):
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                for detail in record.get("error_detail") or []:
+                    value = str(detail.get("exc_value", ""))
+                    if value:
+                        return value
+        return ""
+
     def _check_alive(self) -> None:
         for component, process in self.processes.items():
             if process.poll() is not None:

@@ -1,7 +1,15 @@
 """`make demo`: the example jobs, end to end on 127.0.0.1, no AWS account needed.
 
 Synthesized templates and manifest -> a local AWS endpoint with a simulated Fargate ->
-a real Airflow 3 that runs each example DAG once -> a table per job.
+a real Airflow 3 (MWAA's runtime and layout) that runs each example DAG once -> a table
+per job, printed as the job finishes.
+
+The demo stops following a job at its first failed chunk: it prints the failure as the
+Airflow task log shows it (exit code, reason, the container's last lines), goes on with
+the other jobs and exits 1 naming the job. Retries are capped for the
+demo (``--retries``, 0 by default) so that a broken model shows at once.
+
+    make demo [JOB=dynamic-pricing] [PARTITIONS=3 | PARTITIONS=market-001,market-002]
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ import json
 import re
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +29,27 @@ from simulator.platform import LocalPlatform
 RUN_ID = "demo-1"
 
 
-def cap_partitions(count: int) -> Any:
+def demo_manifest(
+    jobs: list[str], partitions: str, retries: int
+) -> Callable[[dict[str, Any]], None]:
+    """Keep the chosen jobs; cut their partitions (a count, or the values themselves);
+    cap their retries so that a failure shows at once."""
+
     def customize(manifest: dict[str, Any]) -> None:
+        manifest["jobs"] = [job for job in manifest["jobs"] if not jobs or job["name"] in jobs]
         for job in manifest["jobs"]:
-            if job["partitions"]["kind"] == "static":
-                job["partitions"]["values"] = job["partitions"]["values"][:count]
+            if partitions.isdigit():
+                if job["partitions"]["kind"] == "static":
+                    job["partitions"]["values"] = job["partitions"]["values"][: int(partitions)]
+            else:
+                values = [value for value in partitions.split(",") if value]
+                job["partitions"] = {"kind": "static", "values": values}
+            job["retry"] = {
+                "retries": min(retries, job["retry"]["retries"]),
+                "delay_seconds": 1,
+                "exponential_backoff": False,
+                "max_delay_seconds": 1,
+            }
 
     return customize
 
@@ -92,15 +117,36 @@ def report(platform: LocalPlatform, job: dict[str, Any], state: str, seconds: fl
     return "\n".join(lines)
 
 
+def first_failure(platform: LocalPlatform, name: str) -> tuple[str, str] | None:
+    """The first failed chunk of ``name``'s run, as (which chunk, the message the user
+    reads in its task log), or None."""
+    assert platform.airflow is not None
+    for ti in platform.airflow.task_instances(name, RUN_ID):
+        if ti["task_id"] == "run" and ti["state"] == "failed":
+            message = platform.airflow.failure_message(
+                name, RUN_ID, "run", ti["map_index"], ti["try_number"]
+            )
+            return f"chunk {ti['map_index']}, try {ti['try_number']}", message
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--cdk-out", type=Path, default=Path("cdk.out"))
     parser.add_argument("--env", default="dev")
     parser.add_argument(
+        "--job", action="append", default=[], help="run only this job (repeatable; default: all)"
+    )
+    parser.add_argument(
         "--partitions",
-        type=int,
-        default=6,
-        help="partitions per job (the examples have up to 2,000)",
+        default="6",
+        help="a number: the first N partitions of each job; else comma-separated values "
+        "that replace the job's partitions (default: 6)",
+    )
+    parser.add_argument(
+        "--retries", type=int, default=0, help="retries per chunk at most (default: 0)"
     )
     parser.add_argument(
         "--start-latency",
@@ -117,41 +163,64 @@ def main(argv: list[str] | None = None) -> int:
             f"no {args.cdk_out}/manifests/{args.env}.json: run `make synth` first", file=sys.stderr
         )
         return 2
+    synthesized = json.loads((args.cdk_out / "manifests" / f"{args.env}.json").read_text())
+    known = [job["name"] for job in synthesized["jobs"]]
+    unknown = sorted(set(args.job) - set(known))
+    if unknown:
+        print(f"demo: no job {unknown} in environment {args.env!r}; jobs: {known}", file=sys.stderr)
+        return 2
     started = time.monotonic()
     print(
         "starting the local AWS endpoint and Airflow (api-server, scheduler, "
-        "dag-processor, triggerer) ...",
+        f"dag-processor, triggerer); retries capped at {args.retries} for the demo ...",
         flush=True,
     )
     with LocalPlatform(
         args.cdk_out,
         args.env,
-        customize=cap_partitions(args.partitions),
+        customize=demo_manifest(args.job, args.partitions, args.retries),
         start_latency=args.start_latency,
         min_run_seconds=args.run_seconds,
     ) as platform:
-        assert platform.airflow is not None
-        print(
-            f"ready in {time.monotonic() - started:.0f} s; Airflow home {platform.home}", flush=True
-        )
-        jobs = platform.manifest["jobs"]
+        airflow = platform.airflow
+        assert airflow is not None
+        print(f"ready in {time.monotonic() - started:.0f} s; Airflow home {platform.home}")
+        jobs = {job["name"]: job for job in platform.manifest["jobs"]}
         t0 = time.monotonic()
-        for job in jobs:
-            platform.airflow.trigger(job["name"], RUN_ID)
-        states = {}
-        for job in jobs:
-            states[job["name"]] = platform.airflow.wait_for_run(job["name"], RUN_ID)
-        seconds = time.monotonic() - t0
-        print()
-        for job in jobs:
-            print(report(platform, job, states[job["name"]], seconds))
-            print()
+        for name in jobs:
+            airflow.trigger(name, RUN_ID)
+        failed: dict[str, tuple[str, str]] = {}
+        pending = dict(jobs)
+        while pending:
+            for name, job in list(pending.items()):
+                (run,) = airflow.query(
+                    "select state from dag_run where dag_id=%s and run_id=%s", name, RUN_ID
+                )
+                failure = first_failure(platform, name)
+                finished = run["state"] in ("success", "failed")
+                if failure is None and not finished:
+                    continue
+                state = str(run["state"]) if finished else "stopped at its first failed chunk,"
+                print()
+                print(report(platform, job, state, time.monotonic() - t0), flush=True)
+                if failure:
+                    failed[name] = failure
+                    where, message = failure
+                    print(f"first failure, {where}, as its task log shows it:")
+                    print("\n".join(f"  {line}" for line in message.splitlines()), flush=True)
+                del pending[name]
+            time.sleep(1)
         calls = platform.simulator.metrics.calls
         print(
-            f"simulated ECS calls: {json.dumps(calls)}; most tasks running at once: "
+            f"\nsimulated ECS calls: {json.dumps(calls)}; most tasks running at once: "
             f"{platform.simulator.metrics.max_running}"
         )
-    return 0 if all(state == "success" for state in states.values()) else 1
+    if failed:
+        for name, (where, message) in failed.items():
+            head = message.splitlines()[0] if message else "no message in the task log"
+            print(f"demo: job {name!r} failed ({where}): {head}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ run the way a production environment would live through them.
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
 import tempfile
@@ -384,7 +383,7 @@ class Matrix:
         row.still_running = sum(t.last_status != "STOPPED" for t in tasks)
         row.last_stop = tasks[0].stop_code if tasks else ""
         row.capacity = tasks[-1].capacity_provider if tasks else ""
-        row.message = self._message(case, row.tries)
+        row.message = self.airflow.failure_message(case.name, RUN_ID, "run", 0, row.tries)
         final_log = self.airflow.task_log(case.name, RUN_ID, "run", 0, attempt=max(row.tries, 1))
         row.logs_copied = "[model] done exit_code=" in final_log
         expected = {
@@ -417,22 +416,6 @@ class Matrix:
         if unused:
             row.problems.append(f"injected faults never hit: {unused}")
         return row
-
-    def _message(self, case: Case, tries: int) -> str:
-        """The first failure message a user reads in the task log, newest try first."""
-        assert self.airflow is not None
-        for attempt in range(tries, 0, -1):
-            log = self.airflow.task_log(case.name, RUN_ID, "run", 0, attempt=attempt)
-            for line in reversed(log.splitlines()):
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                for detail in record.get("error_detail") or []:
-                    value = str(detail.get("exc_value", ""))
-                    if value:
-                        return value
-        return ""
 
 
 def gist(message: str) -> str:
