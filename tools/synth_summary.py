@@ -1,4 +1,6 @@
-"""Print what `make synth` produced: stacks and resources per environment, and the jobs."""
+"""Print what `make synth` produced, per environment: stacks and their resources; each
+job's schedule (UTC), size, fan-out, pool, capacity, retries and timeout; and each pool's
+slots beside the jobs that share them."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from ml_platform.contract import S3Partitions, load_manifest
+from ml_platform.contract import Manifest, S3Partitions, load_manifest
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
@@ -15,6 +17,43 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
     out = [line.format(*header), line.format(*("-" * width for width in widths))]
     out += [line.format(*row) for row in rows]
     return "\n".join(out)
+
+
+JOB_COLUMNS = ["job", "schedule (UTC)", "cpu/MiB", "partitions", "per task", "tasks/run",
+               "pool", "capacity", "retries", "timeout/task"]  # fmt: skip
+
+
+def _minutes(seconds: int) -> str:
+    return f"{seconds // 60} min" if seconds % 60 == 0 else f"{seconds} s"
+
+
+def _jobs(manifest: Manifest) -> tuple[list[list[str]], dict[str, list[str]]]:
+    """One row per job, and each pool's jobs with the tasks a run gives it."""
+    rows: list[list[str]] = []
+    sharing: dict[str, list[str]] = {pool.name: [] for pool in manifest.pools}
+    for job in manifest.jobs:
+        if isinstance(job.partitions, S3Partitions):
+            partitions, tasks = f"s3://{job.partitions.bucket}/{job.partitions.key}", "at run"
+        else:
+            count = len(job.partitions.values)
+            partitions, tasks = str(count), str(-(-count // job.chunk_size))
+        retry = job.retry
+        rows.append(
+            [
+                job.name,
+                job.schedule or "manual",
+                f"{job.cpu}/{job.memory_mib}",
+                partitions,
+                str(job.chunk_size),
+                tasks,
+                job.pool,
+                job.capacity.value,
+                f"{retry.retries} x from {_minutes(retry.delay_seconds)}",
+                _minutes(job.execution_timeout_seconds),
+            ]
+        )
+        sharing[job.pool].append(f"{job.name} ({tasks} tasks/run, {job.pool_slots} slot each)")
+    return rows, sharing
 
 
 def summarize(outdir: Path) -> str:
@@ -31,28 +70,18 @@ def summarize(outdir: Path) -> str:
             name = artifact["properties"].get("stackName", artifact.get("displayName", ""))
             stacks.append([name, str(len(template["Resources"]))])
         manifest = load_manifest(manifest_path)
-        jobs = []
-        for job in manifest.jobs:
-            if isinstance(job.partitions, S3Partitions):
-                fan_out = f"s3://{job.partitions.bucket}/{job.partitions.key} / {job.chunk_size}"
-            else:
-                count = len(job.partitions.values)
-                fan_out = f"{count} / {job.chunk_size} = {-(-count // job.chunk_size)} tasks"
-            jobs.append(
-                [
-                    job.name,
-                    job.schedule or "manual",
-                    f"{job.cpu}/{job.memory_mib}",
-                    fan_out,
-                    job.pool,
-                    job.capacity.value,
-                ]
-            )
+        jobs, sharing = _jobs(manifest)
+        pools = [
+            [pool.name, str(pool.slots), "; ".join(sharing[pool.name]) or "-"]
+            for pool in manifest.pools
+        ]
         parts.append(
             f"== environment {env}\n"
             + _table(stacks, ["stack", "resources"])
             + "\n\n"
-            + _table(jobs, ["job", "schedule", "cpu/MiB", "fan-out", "pool", "capacity"])
+            + _table(jobs, JOB_COLUMNS)
+            + "\n\n"
+            + _table(pools, ["pool", "slots", "shared by (a deferred task holds its slot)"])
         )
     return "\n\n".join(parts)
 

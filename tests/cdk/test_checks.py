@@ -58,8 +58,11 @@ def test_nag_refuses_an_unacknowledged_finding(tmp_path: Path) -> None:
 
 
 def test_cfn_lint_is_clean(synthesized: Synthesized) -> None:
+    from jobs import JOB_GROUPS
+
     templates = [str(path) for path in synthesized.templates()]
-    assert len(templates) == 12
+    # Per environment: network, compute, Airflow, and a stack per job group.
+    assert len(templates) == len(synthesized.stages) * (3 + len(JOB_GROUPS))
     result = subprocess.run(
         [str(Path(sys.executable).parent / "cfn-lint"), "--format", "parseable", *templates],
         capture_output=True,
@@ -136,20 +139,31 @@ def test_an_existing_vpc_is_imported_from_committed_context(tmp_path: Path) -> N
     assert manifest["region"] == "eu-west-1"
 
 
-def test_synth_summary_lists_stacks_and_jobs(synthesized: Synthesized) -> None:
+def test_synth_summary_shows_what_sizes_a_run(synthesized: Synthesized) -> None:
     from tools.synth_summary import summarize
 
     summary = summarize(synthesized.outdir)
+    lines = summary.splitlines()
     for needle in (
         "== environment dev",
         "== environment prod",
         "dev-Jobs-pricing",
         "prod-Airflow",
-        "2000 / 1 = 2000 tasks",
-        "0 */3 * * *",
-        "spot-with-fallback",
+        "schedule (UTC)",
+        "tasks/run",
+        "retries",
+        "timeout/task",
     ):
-        assert needle in summary, needle
+        assert needle in summary, needle  # fmt: skip
+    forecast = next(line for line in lines if line.startswith("location-forecast"))
+    assert forecast.split() == [
+        "location-forecast", "0", "*/3", "*", "*", "*", "512/1024", "2000", "1", "2000",
+        "forecast", "spot", "2", "x", "from", "2", "min", "30", "min",
+    ]  # fmt: skip
+    # Pools show their slots next to the jobs (and tasks per run) that share them.
+    pool = next(line for line in lines if line.startswith("forecast "))
+    assert pool.split()[:2] == ["forecast", "50"]
+    assert "location-forecast (2000 tasks/run, 1 slot each)" in pool
 
 
 def test_the_venv_holds_aws_cdk_libs_own_cloud_assembly_schema() -> None:
