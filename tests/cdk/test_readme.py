@@ -1,9 +1,11 @@
-"""The README's "Add a job" example works as written."""
+"""The README's "Add a job" example works as written, and a user who follows the README
+(add the group, `make snapshots`) gets a passing `make test`."""
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,7 @@ import pytest
 
 from config import ENVIRONMENTS
 from stacks.platform_app import build_app, synth
-from tests.conftest import REPO
+from tests.conftest import REPO, copy_repository, run_in
 
 
 def readme_example() -> str:
@@ -51,3 +53,26 @@ def test_the_readme_job_lands_in_templates_and_manifest(
     entry = json.loads((out / "manifests" / "dev.json").read_text())["jobs"][0]
     assert entry["name"] == "churn-score" and entry["chunk_size"] == 4
     assert len(entry["partitions"]["values"]) == 40
+
+
+def test_following_the_readme_passes_lint_and_the_tests(tmp_path: Path) -> None:
+    """In a copy of the repository: the example as jobs/growth.py passes ruff as written;
+    the snapshot check fails until `make snapshots`, as the README says; then the CDK and
+    DAG tests pass with the new job among the others."""
+    repo = copy_repository(tmp_path / "repo")
+    (repo / "jobs" / "growth.py").write_text(readme_example())
+    shutil.copytree(repo / "models" / "dynamic_pricing", repo / "models" / "churn_score")
+    lint = [
+        run_in(repo, ".venv/bin/ruff", "check", "jobs/growth.py"),
+        run_in(repo, ".venv/bin/ruff", "format", "--check", "jobs/growth.py"),
+    ]
+    assert [r.returncode for r in lint] == [0, 0], [r.stdout + r.stderr for r in lint]
+    pytest_ = (".venv/bin/pytest", "-q", "-p", "no:cacheprovider")
+    snapshots = run_in(repo, *pytest_, "tests/cdk/test_snapshots.py")
+    assert snapshots.returncode != 0 and "dev-Airflow" in snapshots.stdout, snapshots.stdout
+    assert run_in(repo, "make", "--no-print-directory", "snapshots").returncode == 0
+    tests = run_in(
+        repo, *pytest_, "tests/cdk", "tests/dags",
+        "--deselect", "tests/cdk/test_make_synth.py", "--deselect", "tests/cdk/test_readme.py",
+    )  # fmt: skip
+    assert tests.returncode == 0, tests.stdout[-3000:]
