@@ -63,7 +63,7 @@ $(MWAA_RUNTIME)/.venv/.synced: $(MWAA_RUNTIME)/pyproject.toml $(MWAA_RUNTIME)/uv
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	npm ci --no-audit --no-fund --loglevel=error --silent
 	@touch $@
 
 install: $(VENV)/.synced $(CHECKOV_PROJECT)/.venv/.synced $(MWAA_RUNTIME)/.venv/.synced node_modules/.installed
