@@ -19,18 +19,22 @@ CDK := node_modules/.bin/cdk
 OUT := cdk.out
 
 .PHONY: help install synth test lint typecheck unit snapshots schema clean demo bench faults \
+	bench-catalog \
 	diff deploy check-env
 
 help:
 	@echo "make synth      install everything, synthesize every environment offline, print a summary"
 	@echo "make test       lint, type-check and run the test suite"
-	@echo "make snapshots  re-record the template snapshots (review the diff before committing)"
+	@echo "make snapshots  synth, then re-record the template snapshots (review the diff, commit"
+	@echo "                  it with jobs/stacks.json)"
 	@echo "make schema     regenerate schemas/job-manifest.schema.json"
 	@echo "make demo       run the example jobs end to end on 127.0.0.1 (after make synth)"
 	@echo "                  JOB=<name>  PARTITIONS=<n, or values a,b,c>  RETRIES=<n, default 0>"
 	@echo "make faults     the fault matrix: each failure through a real Airflow, as a table"
 	@echo "make bench      2,000 tasks at the top of the hour: the stock operator vs this platform"
 	@echo "                  BENCH_ARGS='--tasks 10000 --paths platform' (see --help)"
+	@echo "make bench-catalog  1,000 jobs as 10 groups and as 1: synth time, memory, stack sizes,"
+	@echo "                  Airflow's policy size, DAG parse (CATALOG_ARGS='--jobs 2000')"
 	@echo "make diff ENV=dev    what a deploy of the environment would change (AWS credentials)"
 	@echo "make deploy ENV=dev  deploy the environment's stacks (AWS credentials, a container engine)"
 	@echo "make install    only install the tools; make clean  remove cdk.out and caches"
@@ -95,7 +99,9 @@ unit: install
 
 test: lint typecheck unit
 
-snapshots: install
+# After a synth: it records the stack of each new job (jobs/stacks.json), which the
+# snapshots show.
+snapshots: synth
 	$(VENV)/bin/pytest tests/cdk/test_snapshots.py --snapshot-update
 
 schema: install
@@ -112,6 +118,9 @@ demo: install
 # BENCH_ARGS="--tasks 10000" for the large burst; see `python -m bench.burst --help`.
 bench: install
 	$(PY) -m bench.burst $(BENCH_ARGS)
+
+bench-catalog: install
+	$(PY) -m bench.catalog $(CATALOG_ARGS)
 
 faults: install
 	@test -f $(OUT)/manifests/dev.json || { echo "run 'make synth' first"; exit 2; }

@@ -15,10 +15,17 @@ from ml_platform.contract import DeclarationError
 
 try:
     from config import ENVIRONMENTS
-    from jobs import JOB_GROUPS
+    from constructs_lib.job_placement import StackPlacement, stack_id
+    from jobs import JOB_GROUPS, PLACEMENT_FILE
     from stacks.platform_app import build_app, synth
 
-    app, stages = build_app(ENVIRONMENTS, JOB_GROUPS)
+    placement = StackPlacement.load(PLACEMENT_FILE)
+    app, stages = build_app(ENVIRONMENTS, JOB_GROUPS, placement=placement)
     synth(app, stages)
+    # Only a synth that was accepted records where its new jobs live.
+    if placement.save(PLACEMENT_FILE):
+        for group, job, number in placement.placed:
+            print(f"job {job!r}: placed in stack {stack_id(group, number)}", file=sys.stderr)
+        print(f"recorded in jobs/{PLACEMENT_FILE.name}: commit it", file=sys.stderr)
 except DeclarationError as error:
     sys.exit(f"error: {error}")

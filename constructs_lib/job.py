@@ -8,6 +8,7 @@ inputs (``JobImage``, ``Partitions``) and checks live beside it, in ``job_inputs
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
@@ -29,7 +30,8 @@ from constructs_lib.job_checks import (
     raise_if_any,
     task_definition_size_problems,
 )
-from constructs_lib.job_inputs import JobImage, Partitions, architecture_name
+from constructs_lib.job_inputs import JobImage, Partitions, architecture_name, whole_seconds
+from constructs_lib.job_placement import PlacesJobs
 from constructs_lib.job_platform import JobPlatform
 from ml_platform import contract
 from ml_platform.contract import Capacity
@@ -41,6 +43,8 @@ __all__ = ["JobConfigError", "JobImage", "JobPlatform", "MlJob", "Partitions"]
 class MlJob(Construct):
     """A scheduled ML job: one Fargate task definition fanned out over partitions.
 
+    :param scope: a job group's stack (``declare(stack)``): the job lives in the group's
+        stack recorded for it in ``jobs/stacks.json``. Any other construct: there.
     :param platform: the environment's shared platform (cluster, network, log key).
     :param name: job name, 3-40 of ``a-z 0-9 -``; names the DAG, family and log group.
     :param image: :class:`JobImage`.
@@ -102,7 +106,8 @@ class MlJob(Construct):
         cost_center: str | None = None,
         tags: Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__(scope, id)
+        # In a job group's stack, the job lives in the group's stack recorded for it.
+        super().__init__(scope.home_of(name) if isinstance(scope, PlacesJobs) else scope, id)
         env = platform.environment
         declared = Declaration(
             name=name,
@@ -143,6 +148,7 @@ class MlJob(Construct):
         self.capacity = declared.capacity
         self.family = f"{env.prefix}-{name}"
         self.job_tags = job_tags(declared)
+        self._manifest_entry: dict[str, Any] | None = None
         environment, secrets = declared.environment, declared.secrets
         platform.register(self)
 
@@ -324,9 +330,14 @@ class MlJob(Construct):
                 conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
             )
         )
-        if self.partitions.bucket is not None and self.partitions.key:
-            grant = grant.combine(self.partitions.bucket.grant_read(grantee, self.partitions.key))
-        return grant
+        return grant.combine(self.grant_read_partitions(grantee))
+
+    def grant_read_partitions(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let ``grantee`` read the job's partitions object (S3 partitions only; a static
+        list needs nothing, and this grants nothing)."""
+        if self.partitions.bucket is None or not self.partitions.key:
+            return iam.Grant.drop(grantee, "static partitions")
+        return self.partitions.bucket.grant_read(grantee, self.partitions.key)
 
     def grant_read_logs(self, grantee: iam.IGrantable) -> iam.Grant:
         """Let ``grantee`` read this job's container logs (and nothing else)."""
@@ -355,6 +366,11 @@ class MlJob(Construct):
 
     def manifest_entry(self) -> dict[str, Any]:
         """This job's entry in the job manifest (values may be deploy-time tokens)."""
+        if self._manifest_entry is None:  # asked for twice per synth; each jsii call costs
+            self._manifest_entry = self._build_manifest_entry()
+        return copy.deepcopy(self._manifest_entry)
+
+    def _build_manifest_entry(self) -> dict[str, Any]:
         job = self.declaration
         return {
             "name": self.name,
@@ -374,11 +390,11 @@ class MlJob(Construct):
             "pool_slots": job.pool_slots,
             "retry": {
                 "retries": job.retries,
-                "delay_seconds": int(job.retry_delay.to_seconds()),
+                "delay_seconds": whole_seconds(job.retry_delay),
                 "exponential_backoff": job.retry_exponential_backoff,
-                "max_delay_seconds": int(job.max_retry_delay.to_seconds()),
+                "max_delay_seconds": whole_seconds(job.max_retry_delay),
             },
-            "execution_timeout_seconds": int(job.execution_timeout.to_seconds()),
+            "execution_timeout_seconds": whole_seconds(job.execution_timeout),
             "max_active_runs": job.max_active_runs,
             "tags": {**self.platform.environment.tags, **self.job_tags},
         }

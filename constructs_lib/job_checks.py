@@ -19,7 +19,13 @@ from aws_cdk import aws_ecs as ecs
 from croniter import croniter
 
 from config.model import EnvironmentConfig
-from constructs_lib.job_inputs import JobImage, Partitions, architecture_name, unresolved
+from constructs_lib.job_inputs import (
+    JobImage,
+    Partitions,
+    architecture_name,
+    unresolved,
+    whole_seconds,
+)
 from ml_platform import contract
 from ml_platform.contract import Capacity, DeclarationError, tag_problems
 
@@ -298,11 +304,11 @@ def _retry_problems(job: Declaration) -> list[str]:
     out = []
     if not isinstance(job.retries, int) or not 0 <= job.retries <= contract.MAX_RETRIES:
         out.append(f"field 'retries': {job.retries!r} must be 0-{contract.MAX_RETRIES}")
-    if job.retry_delay.to_seconds() > job.max_retry_delay.to_seconds():
+    if whole_seconds(job.retry_delay) > whole_seconds(job.max_retry_delay):
         out.append("field 'max_retry_delay': must be at least retry_delay")
     if not isinstance(job.retry_exponential_backoff, bool):
         out.append("field 'retry_exponential_backoff': must be True or False")
-    if job.execution_timeout.to_seconds() < contract.MIN_EXECUTION_TIMEOUT_SECONDS:
+    if whole_seconds(job.execution_timeout) < contract.MIN_EXECUTION_TIMEOUT_SECONDS:
         out.append(
             f"field 'execution_timeout': must be at least "
             f"{contract.MIN_EXECUTION_TIMEOUT_SECONDS} s (Fargate tasks take about a minute "

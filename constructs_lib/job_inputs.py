@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,19 +21,30 @@ _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _TAG = re.compile(r"^[\w][\w.-]{0,127}$")
 
 
+@functools.cache
+def _architecture_refs() -> dict[str, str]:
+    return {getattr(ecs.CpuArchitecture, n).__jsii_ref__.ref: n for n in ("X86_64", "ARM64")}
+
+
 def architecture_name(architecture: ecs.CpuArchitecture) -> str | None:
     """ "X86_64" or "ARM64" (None for anything else). jsii hands out a new Python object on
     each access to ``ecs.CpuArchitecture.ARM64``, so compare the JavaScript objects."""
     ref = getattr(getattr(architecture, "__jsii_ref__", None), "ref", None)
-    for name in ("X86_64", "ARM64"):
-        if ref is not None and ref == getattr(ecs.CpuArchitecture, name).__jsii_ref__.ref:
-            return name
-    return None
+    return _architecture_refs().get(ref) if ref is not None else None
 
 
 def unresolved(value: Any) -> bool:
-    """A deploy-time token: checks skip what synth cannot know."""
-    return isinstance(value, str | int | float) and cdk.Token.is_unresolved(value)
+    """A deploy-time token: checks skip what synth cannot know. (Only a string with a token
+    marker or a float can be one; asking jsii about every value is slow.)"""
+    if isinstance(value, str):
+        return "{Token[" in value and cdk.Token.is_unresolved(value)
+    return isinstance(value, float) and cdk.Token.is_unresolved(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def whole_seconds(duration: cdk.Duration) -> int:
+    """``duration.to_seconds()``, asked of jsii once per Duration."""
+    return int(duration.to_seconds())
 
 
 class JobImage:

@@ -32,6 +32,7 @@ class JobPlatform:
     task_security_group: ec2.ISecurityGroup
     log_key: kms.IKey
     jobs: list[MlJob] = field(default_factory=list)
+    _names: set[str] = field(default_factory=set, repr=False)
 
     @property
     def log_group_prefix(self) -> str:
@@ -40,6 +41,68 @@ class JobPlatform:
     @property
     def role_path(self) -> str:
         return f"/{self.environment.prefix}/jobs/"
+
+    @property
+    def family_prefix(self) -> str:
+        """Every job's task-definition family starts with this (``MlJob.family``)."""
+        return f"{self.environment.prefix}-"
+
+    def grant_run_jobs(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let ``grantee`` run any job of this environment and read its logs.
+
+        Scoped by the names the platform owns, not by job, so the policy has the same
+        size for 3 jobs and for 1,000: RunTask on this environment's task-definition
+        families, on its cluster only; PassRole on roles under the jobs' role path, to
+        ECS tasks only; log reads under the jobs' log-group prefix. Environment names
+        have no hyphen, so one environment's prefix never matches another's names.
+        """
+        stack = cdk.Stack.of(self.cluster)
+        families = stack.format_arn(
+            service="ecs", resource="task-definition", resource_name=f"{self.family_prefix}*:*"
+        )
+        roles = stack.format_arn(
+            service="iam", region="", resource="role", resource_name=f"{self.role_path[1:]}*"
+        )
+        groups = stack.format_arn(
+            service="logs",
+            resource="log-group",
+            resource_name=f"{self.log_group_prefix}*",
+            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+        )
+        if isinstance(grantee, Construct):
+            for resource, why in (
+                (families, "any revision of this environment's job families; a new job or "
+                 "revision needs no new policy"),
+                (roles, "the roles under this environment's job role path, passed to ECS "
+                 "tasks only"),
+                (groups, "the log groups under this environment's job log-group prefix"),
+                (f"{groups}:log-stream:*", "streams are named per task at run time"),
+            ):  # fmt: skip
+                acknowledge(
+                    grantee, "IAM5", resource=resource, reason=f"Platform-owned names: {why}."
+                )
+        grant = iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["ecs:RunTask"],
+            resource_arns=[families],
+            conditions={"ArnEquals": {"ecs:cluster": self.cluster.cluster_arn}},
+        )
+        grant = grant.combine(
+            iam.Grant.add_to_principal(
+                grantee=grantee,
+                actions=["iam:PassRole"],
+                resource_arns=[roles],
+                conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
+            )
+        )
+        # CloudWatch Logs decrypts for the reader: no KMS permission is needed here.
+        return grant.combine(
+            iam.Grant.add_to_principal(
+                grantee=grantee,
+                actions=["logs:GetLogEvents", "logs:FilterLogEvents", "logs:DescribeLogStreams"],
+                resource_arns=[groups, f"{groups}:log-stream:*"],
+            )
+        )
 
     def grant_task_control(self, grantee: iam.IGrantable) -> iam.Grant:
         """Describe, list, stop and tag this cluster's tasks: what follows a RunTask."""
@@ -88,9 +151,10 @@ class JobPlatform:
         )
 
     def register(self, job: MlJob) -> None:
-        if any(existing.name == job.name for existing in self.jobs):
+        if job.name in self._names:
             raise JobConfigError(
                 f"job {job.name!r}: field 'name': duplicate job name in environment "
                 f"{self.environment.name!r}; job names must be unique"
             )
         self.jobs.append(job)
+        self._names.add(job.name)

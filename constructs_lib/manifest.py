@@ -60,7 +60,8 @@ def localize(value: Any, stack: cdk.Stack) -> Any:
         return {key: localize(item, stack) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [localize(item, stack) for item in value]
-    if isinstance(value, str) and cdk.Token.is_unresolved(value):
+    # Only strings with a token marker can hold one; asking jsii of every string is slow.
+    if isinstance(value, str) and "{Token[" in value and cdk.Token.is_unresolved(value):
         return _sub(stack.resolve(value))
     return value
 

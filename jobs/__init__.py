@@ -1,5 +1,6 @@
-"""The job catalog: every module in this package is a job group, one stack of ``MlJob``
-constructs per environment (``Jobs-<module name>``).
+"""The job catalog: every module in this package is a job group of ``MlJob`` constructs,
+in stacks ``Jobs-<module name>``, ``-2``, ... per environment, as many as it needs (each
+job's stack is recorded in ``stacks.json`` by ``make synth``; commit it).
 
 A module joins the catalog by defining ``declare(stack: JobsStack) -> None``; one that does
 not is refused, naming it, so a group that was written cannot be silently left out.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from pathlib import Path
 
 from ml_platform.contract import DeclarationError
 from stacks.platform_stage import JobGroup
@@ -37,3 +39,6 @@ def discover() -> dict[str, JobGroup]:
 
 
 JOB_GROUPS: dict[str, JobGroup] = discover()
+
+#: Each job's stack in its group, recorded by ``make synth`` (constructs_lib/job_placement).
+PLACEMENT_FILE = Path(__file__).with_name("stacks.json")

@@ -15,8 +15,10 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks
 
 from config.model import EnvironmentConfig
+from constructs_lib.job_placement import StackPlacement
 from stacks.findings import NagFindings, raise_on_findings
 from stacks.platform_stage import JobGroup, PlatformStage
+from stacks.quotas import check_assembly
 
 #: Feature flags, here rather than in cdk.json so tests synthesize what the CLI does.
 FEATURE_FLAGS: dict[str, Any] = {
@@ -25,6 +27,8 @@ FEATURE_FLAGS: dict[str, Any] = {
     "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy": True,
     "@aws-cdk/aws-ec2:restrictDefaultSecurityGroup": True,
 }
+#: CDK's own 500-resource check names no job; stacks/quotas.py checks it, and the rest.
+QUOTA_CONTEXT: dict[str, Any] = {"@aws-cdk/core:stackResourceLimit": 0}
 #: Where the synth-time manifest copies go, per environment (relative to cdk.out).
 MANIFEST_DIR = "manifests"
 #: cdk-nag's findings, written by CDK when validation fails; kept for the user.
@@ -63,18 +67,22 @@ def build_app(
     environments: Mapping[str, EnvironmentConfig],
     job_groups: Mapping[str, JobGroup],
     *,
+    placement: StackPlacement | None = None,
     outdir: str | None = None,
     context: Mapping[str, Any] | None = None,
 ) -> tuple[PlatformApp, dict[str, PlatformStage]]:
-    """:param outdir: where the assembly goes; default: the CLI's CDK_OUTDIR."""
+    """:param placement: each job's stack in its group (``jobs/stacks.json``); default:
+        none recorded yet, so every job is placed afresh.
+    :param outdir: where the assembly goes; default: the CLI's CDK_OUTDIR."""
     target = outdir or os.environ.get("CDK_OUTDIR")
     app = PlatformApp(
         publish_to=Path(target) if target else None,
-        context={**FEATURE_FLAGS, **(context or {})},
+        context={**FEATURE_FLAGS, **QUOTA_CONTEXT, **(context or {})},
     )
+    placement = placement or StackPlacement()  # one for all environments
     try:
         stages = {
-            name: PlatformStage(app, config=config, job_groups=job_groups)
+            name: PlatformStage(app, config=config, job_groups=job_groups, placement=placement)
             for name, config in environments.items()
         }
     except BaseException:
@@ -89,13 +97,15 @@ def synth(app: PlatformApp, stages: Mapping[str, PlatformStage]) -> Path:
     """Synthesize, write each environment's manifest to manifests/<env>.json, publish.
 
     Any cdk-nag finding refuses the whole assembly (``NagFindings``, one line each); only
-    the validation report is published then.
+    the validation report is published then. So does a template that CloudFormation or
+    IAM would refuse at deploy (``QuotaExceeded``).
     """
     report = app.staging / VALIDATION_REPORT
     shown_as = (app.publish_to or app.staging) / VALIDATION_REPORT
     try:
         assembly = app.synth()
         raise_on_findings(report, shown_as)
+        check_assembly(Path(assembly.directory))
     except BaseException as error:
         app.discard(keep=(VALIDATION_REPORT,))
         if not isinstance(error, NagFindings) and report.is_file():

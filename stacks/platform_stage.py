@@ -10,13 +10,15 @@ from constructs import Construct
 
 from config.model import EnvironmentConfig
 from constructs_lib.job import JobPlatform
+from constructs_lib.job_placement import StackPlacement
 from constructs_lib.manifest import build_manifest, local_manifest
 from stacks.airflow_stack import AirflowStack
 from stacks.compute_stack import ComputeStack
 from stacks.jobs_stack import JobsStack
 from stacks.network_stack import NetworkStack
 
-#: A job group declares its jobs into its own stack (keeps stacks under 500 resources).
+#: A job group declares its jobs into its first stack; they spread over as many stacks as
+#: the group needs (``JobsStack.home_of``), each under CloudFormation's 500 resources.
 JobGroup = Callable[[JobsStack], None]
 
 
@@ -36,7 +38,12 @@ def job_platform(
 
 class PlatformStage(cdk.Stage):
     def __init__(
-        self, scope: Construct, *, config: EnvironmentConfig, job_groups: Mapping[str, JobGroup]
+        self,
+        scope: Construct,
+        *,
+        config: EnvironmentConfig,
+        job_groups: Mapping[str, JobGroup],
+        placement: StackPlacement,
     ) -> None:
         env = (
             cdk.Environment(account=config.account, region=config.region)
@@ -51,9 +58,12 @@ class PlatformStage(cdk.Stage):
         network = NetworkStack(self, "Network", config=config)
         compute = ComputeStack(self, "Compute", config=config, vpc=network.network.vpc)
         self.platform = job_platform(config, network, compute)
+        #: Each group's first stack (``group_stacks`` on it: all of them, by number).
         self.job_stacks: dict[str, JobsStack] = {}
         for group, declare in job_groups.items():
-            stack = JobsStack(self, f"Jobs-{group}", platform=self.platform, group=group)
+            stack = JobsStack.for_group(
+                self, platform=self.platform, group=group, placement=placement
+            )
             declare(stack)
             self.job_stacks[group] = stack
         self.manifest: dict[str, Any] = local_manifest(self.platform)

@@ -24,6 +24,8 @@ EXAMPLE_JOBS = ("location-forecast", "dynamic-pricing", "anomaly-detector")
 class Synthesized:
     outdir: Path
     stages: dict[str, Any]
+    #: Each job's stack, as jobs/stacks.json records it (and where new jobs went).
+    placement: Any = None
 
     def template(self, env: str, stack: str) -> dict[str, Any]:
         """A stack's template by environment and construct id ("Network", "Jobs-pricing")."""
@@ -45,18 +47,20 @@ class Synthesized:
 def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     """The real app: every environment in config/, every job group in jobs/."""
     from config import ENVIRONMENTS
-    from jobs import JOB_GROUPS
+    from constructs_lib.job_placement import StackPlacement
+    from jobs import JOB_GROUPS, PLACEMENT_FILE
     from stacks.platform_app import build_app, synth
 
     outdir = tmp_path_factory.mktemp("cdk.out")
+    placement = StackPlacement.load(PLACEMENT_FILE)  # read, never written by a test
     cwd = os.getcwd()
     os.chdir(REPO)  # job image folders are relative to the repository root
     try:
-        app, stages = build_app(ENVIRONMENTS, JOB_GROUPS, outdir=str(outdir))
+        app, stages = build_app(ENVIRONMENTS, JOB_GROUPS, placement=placement, outdir=str(outdir))
         synth(app, stages)
     finally:
         os.chdir(cwd)
-    return Synthesized(outdir=outdir, stages=stages)
+    return Synthesized(outdir=outdir, stages=stages, placement=placement)
 
 
 @dataclass

@@ -134,66 +134,18 @@ def test_cost_tags_on_every_resource_of_the_job(synthesized: Synthesized) -> Non
             ), (kind, tags)
 
 
-def _airflow_statements(synthesized: Synthesized, env: str) -> list[dict[str, Any]]:
-    template = synthesized.template(env, "Airflow")
-    return [
-        statement
-        for policy in template["Resources"].values()
-        if policy["Type"] == "AWS::IAM::Policy"
-        and "ExecutionRole" in str(policy["Properties"]["Roles"])
-        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
-    ]
-
-
-def _actions(statement: dict[str, Any]) -> list[str]:
-    action = statement["Action"]
-    return action if isinstance(action, list) else [action]
-
-
-def test_airflow_runs_exactly_the_declared_families_on_the_cluster(
+def test_a_jobs_names_lie_under_what_the_platform_grants_airflow(
     synthesized: Synthesized,
 ) -> None:
-    run = [s for s in _airflow_statements(synthesized, "dev") if "ecs:RunTask" in _actions(s)]
-    assert len(run) == 1
-    assert list(run[0]["Condition"]["ArnEquals"]) == ["ecs:cluster"]
-    families = sorted(str(r) for r in run[0]["Resource"])
-    assert len(families) == len(synthesized.manifest("dev")["jobs"])
-    for family in (
-        "mlp-dev-location-forecast",
-        "mlp-dev-dynamic-pricing",
-        "mlp-dev-anomaly-detector",
-    ):
-        assert any(f"task-definition/{family}:*" in r for r in families), families
-
-
-def test_airflow_passes_only_the_jobs_roles_to_ecs(synthesized: Synthesized) -> None:
-    passes = [s for s in _airflow_statements(synthesized, "dev") if "iam:PassRole" in _actions(s)]
-    assert passes
-    for statement in passes:
-        assert statement["Condition"] == {
-            "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
-        }
-    roles = [r for s in passes for r in s["Resource"]]
-    # Two roles per job (task, execution), each imported from its job stack.
-    assert len(roles) == 2 * len(synthesized.manifest("dev")["jobs"])
-    assert all("Fn::ImportValue" in role for role in roles)
-
-
-def test_airflow_reads_only_the_jobs_log_groups(synthesized: Synthesized) -> None:
-    reads = [
-        s for s in _airflow_statements(synthesized, "dev") if "logs:GetLogEvents" in _actions(s)
-    ]
-    text = str(reads)
-    for job in ("location-forecast", "dynamic-pricing", "anomaly-detector"):
-        assert f"log-group:/mlp-dev/jobs/{job}" in text
-    groups = [
-        r
-        for s in reads
-        for r in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])
-    ]
-    # MWAA's own log statement aside, every log resource is one of the jobs' groups.
-    job_groups = [g for g in groups if "airflow-mlp-dev" not in str(g)]
-    assert all("/mlp-dev/jobs/" in str(g) for g in job_groups), job_groups
+    # Airflow may run, pass and read what lies under these (JobPlatform.grant_run_jobs);
+    # a job named outside them could not be launched.
+    platform = synthesized.stages["dev"].platform
+    for job in platform.jobs:
+        assert job.family.startswith(platform.family_prefix)
+        assert job.log_group_name.startswith(platform.log_group_prefix)
+        for role in (job.task_role, job.execution_role):
+            role_resource = role.node.default_child
+            assert cdk.Stack.of(role).resolve(role_resource.path) == platform.role_path
 
 
 def test_manifest_entry_of_a_job(synthesized: Synthesized) -> None:

@@ -47,9 +47,11 @@ def test_the_readme_job_lands_in_templates_and_manifest(
     text = json.dumps(jobs)
     assert '"Family": "mlp-dev-churn-score"' in text
     assert "acme-features" in text and "secretsmanager" in text
+    # Airflow's role already covers it: the environment's families, roles and log groups.
     airflow = next(out.glob("assembly-dev/devAirflow*.template.json")).read_text()
-    assert "task-definition/mlp-dev-churn-score:*" in airflow
-    assert "log-group:/mlp-dev/jobs/churn-score" in airflow
+    assert "churn-score" not in airflow.replace('"name": "churn-score"', "")
+    assert "task-definition/mlp-dev-*:*" in airflow and ":role/mlp-dev/jobs/*" in airflow
+    assert "log-group:/mlp-dev/jobs/*" in airflow
     entry = json.loads((out / "manifests" / "dev.json").read_text())["jobs"][0]
     assert entry["name"] == "churn-score" and entry["chunk_size"] == 4
     assert len(entry["partitions"]["values"]) == 40
@@ -57,8 +59,9 @@ def test_the_readme_job_lands_in_templates_and_manifest(
 
 def test_following_the_readme_passes_lint_and_the_tests(tmp_path: Path) -> None:
     """In a copy of the repository: the example as jobs/growth.py passes ruff as written;
-    the snapshot check fails until `make snapshots`, as the README says; then the CDK and
-    DAG tests pass with the new job among the others."""
+    the snapshot check fails until `make snapshots` (which records the job's stack in
+    jobs/stacks.json), as the README says; then the CDK and DAG tests pass with the new
+    job among the others."""
     repo = copy_repository(tmp_path / "repo")
     (repo / "jobs" / "growth.py").write_text(readme_example())
     shutil.copytree(repo / "models" / "dynamic_pricing", repo / "models" / "churn_score")
@@ -69,8 +72,12 @@ def test_following_the_readme_passes_lint_and_the_tests(tmp_path: Path) -> None:
     assert [r.returncode for r in lint] == [0, 0], [r.stdout + r.stderr for r in lint]
     pytest_ = (".venv/bin/pytest", "-q", "-p", "no:cacheprovider")
     snapshots = run_in(repo, *pytest_, "tests/cdk/test_snapshots.py")
-    assert snapshots.returncode != 0 and "dev-Airflow" in snapshots.stdout, snapshots.stdout
-    assert run_in(repo, "make", "--no-print-directory", "snapshots").returncode == 0
+    assert snapshots.returncode != 0, snapshots.stdout
+    recorded = run_in(repo, "make", "--no-print-directory", "snapshots")
+    assert recorded.returncode == 0, recorded.stdout + recorded.stderr
+    assert "job 'churn-score': placed in stack Jobs-growth" in recorded.stderr
+    placement = json.loads((repo / "jobs" / "stacks.json").read_text())
+    assert placement["groups"]["growth"] == {"stacks": 1, "jobs": {"churn-score": 1}}
     tests = run_in(
         repo, *pytest_, "tests/cdk", "tests/dags",
         "--deselect", "tests/cdk/test_make_synth.py", "--deselect", "tests/cdk/test_readme.py",

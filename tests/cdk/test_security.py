@@ -3,6 +3,7 @@ environment (not only the example that a unit test builds)."""
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 from collections.abc import Iterator
@@ -52,66 +53,100 @@ def airflow_statements(synthesized: Synthesized, env: str) -> list[dict[str, Any
 # -- Airflow's role ---------------------------------------------------------------------
 
 
+def arn_text(value: Any) -> str:
+    """An ARN as IAM will see it, deploy-time values as <Ref> placeholders."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return separator.join(arn_text(part) for part in parts)
+    return f"<{next(iter(value))}>"
+
+
+def only_statement(statements: list[dict[str, Any]], actions: set[str]) -> dict[str, Any]:
+    matching = [s for s in statements if actions & set(as_list(s["Action"]))]
+    assert len(matching) == 1, matching
+    return matching[0]
+
+
+def other_environments(env: str) -> list[str]:
+    return [other for other in ENVS if other != env]
+
+
 @pytest.mark.parametrize("env", ENVS)
-def test_airflow_runs_only_the_declared_families_on_its_cluster(
+def test_airflow_runs_this_environments_job_families_and_nothing_else(
     synthesized: Synthesized, env: str
 ) -> None:
-    manifest = synthesized.manifest(env)
-    families = {job["task_definition_family"] for job in manifest["jobs"]}
-    launching = [
-        s
-        for s in airflow_statements(synthesized, env)
-        if {"ecs:RunTask", "ecs:StartTask", "ecs:*", "*"} & set(as_list(s["Action"]))
-    ]
-    assert len(launching) == 1
-    (statement,) = launching
+    statement = only_statement(
+        airflow_statements(synthesized, env), {"ecs:RunTask", "ecs:StartTask", "ecs:*", "*"}
+    )
     assert as_list(statement["Action"]) == ["ecs:RunTask"]
-    named = {re.search(r"task-definition/([^:]+):\*", json.dumps(r)) for r in statement["Resource"]}
-    assert {m.group(1) for m in named if m} == families
-    assert len(statement["Resource"]) == len(families)
+    (pattern,) = (arn_text(r) for r in as_list(statement["Resource"]))
+    assert pattern.endswith(f":task-definition/mlp-{env}-*:*"), pattern
+    family_pattern = pattern.split(":task-definition/")[1].removesuffix(":*")
+    # Every job of this environment matches; no job of another environment does.
+    for job in synthesized.manifest(env)["jobs"]:
+        assert fnmatch.fnmatchcase(job["task_definition_family"], family_pattern)
+    for other in other_environments(env):
+        for job in synthesized.manifest(other)["jobs"]:
+            assert not fnmatch.fnmatchcase(job["task_definition_family"], family_pattern)
+    # Only on this environment's cluster, exported by its Compute stack.
     assert list(statement["Condition"]["ArnEquals"]) == ["ecs:cluster"]
     cluster = statement["Condition"]["ArnEquals"]["ecs:cluster"]
-    # The ARN of this environment's cluster, exported by its Compute stack.
     assert cluster["Fn::ImportValue"].startswith(f"{env}-Compute:")
     assert "Cluster" in cluster["Fn::ImportValue"] and "Arn" in cluster["Fn::ImportValue"]
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_airflow_passes_only_the_jobs_roles_and_only_to_ecs_tasks(
+def test_airflow_passes_only_its_environments_job_roles_and_only_to_ecs_tasks(
     synthesized: Synthesized, env: str
 ) -> None:
-    passes = [s for s in airflow_statements(synthesized, env) if "iam:PassRole" in s["Action"]]
-    assert passes
-    job_roles = {
-        logical_id
-        for _, logical_id, role in resources(synthesized, "AWS::IAM::Role", env)
-        if "ecs-tasks.amazonaws.com" in json.dumps(role["Properties"]["AssumeRolePolicyDocument"])
+    statement = only_statement(airflow_statements(synthesized, env), {"iam:PassRole", "iam:*"})
+    assert statement["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
     }
-    passed = set()
-    for statement in passes:
-        assert statement["Condition"] == {
-            "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
-        }
-        for role in as_list(statement["Resource"]):
-            text = json.dumps(role)
-            passed |= {r for r in job_roles if r in text}
-            assert any(r in text for r in job_roles), role
-    assert passed == job_roles  # the task and execution role of every job, nothing else
+    (pattern,) = (arn_text(r) for r in as_list(statement["Resource"]))
+    assert pattern.endswith(f":role/mlp-{env}/jobs/*"), pattern
+    passable = f"/mlp-{env}/jobs/"
+    # The roles under that path are exactly the jobs' task and execution roles.
+    under_path, job_roles = set(), set()
+    for template, logical_id, role in resources(synthesized, "AWS::IAM::Role", env):
+        if role["Properties"].get("Path", "/") == passable:
+            under_path.add(logical_id)
+        trusted = json.dumps(role["Properties"]["AssumeRolePolicyDocument"])
+        if "Jobs" in template and "ecs-tasks.amazonaws.com" in trusted:
+            job_roles.add(logical_id)
+    assert under_path == job_roles
+    assert len(job_roles) == 2 * len(synthesized.manifest(env)["jobs"])
+    for other in other_environments(env):
+        for _, _, role in resources(synthesized, "AWS::IAM::Role", other):
+            assert not role["Properties"].get("Path", "/").startswith(passable)
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_airflow_reads_logs_only_of_the_jobs_and_its_own(
+def test_airflow_reads_logs_only_of_its_environments_jobs_and_its_own(
     synthesized: Synthesized, env: str
 ) -> None:
     reads = [
         s
         for s in airflow_statements(synthesized, env)
-        if any(a.startswith("logs:Get") or a == "logs:*" for a in as_list(s["Action"]))
+        if any(
+            a.startswith(("logs:Get", "logs:Filter")) or a == "logs:*" for a in as_list(s["Action"])
+        )
     ]
-    for statement in reads:
-        for resource in as_list(statement["Resource"]):
-            text = json.dumps(resource)
-            assert f"/mlp-{env}/jobs/" in text or f"airflow-mlp-{env}-" in text, text
+    patterns = {arn_text(r) for s in reads for r in as_list(s["Resource"])}
+    job_patterns = {p for p in patterns if f"airflow-mlp-{env}-" not in p}
+    assert {p.split(":log-group:")[1] for p in job_patterns} == {
+        f"/mlp-{env}/jobs/*",
+        f"/mlp-{env}/jobs/*:log-stream:*",
+    }
+    # The log groups under that prefix, in any environment, are exactly this one's jobs'.
+    under_prefix = {
+        group["Properties"].get("LogGroupName")
+        for _, _, group in resources(synthesized, "AWS::Logs::LogGroup")
+        if str(group["Properties"].get("LogGroupName", "")).startswith(f"/mlp-{env}/jobs/")
+    }
+    assert under_prefix == {job["logs"]["group"] for job in synthesized.manifest(env)["jobs"]}
 
 
 @pytest.mark.parametrize("env", ENVS)

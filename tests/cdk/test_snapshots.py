@@ -18,8 +18,20 @@ from tests.conftest import Synthesized
 
 # Asset hashes change with any file in an asset folder; they say nothing about the infra.
 ASSET_HASH = re.compile(r"[0-9a-f]{64}")
-STACKS = ["Network", "Compute", "Jobs-forecasting", "Jobs-pricing", "Jobs-monitoring",
-          "Airflow"]  # fmt: skip
+
+
+def stacks() -> list[str]:
+    """Every stack of an environment: each group's, as many as jobs/stacks.json records."""
+    from constructs_lib.job_placement import StackPlacement, stack_id
+    from jobs import JOB_GROUPS, PLACEMENT_FILE
+
+    placement = StackPlacement.load(PLACEMENT_FILE)
+    groups = [
+        stack_id(group, number)
+        for group in JOB_GROUPS
+        for number in range(1, placement.stacks_of(group) + 1)
+    ]
+    return ["Network", "Compute", *groups, "Airflow"]
 
 
 @pytest.fixture
@@ -31,7 +43,7 @@ def masked(template: dict[str, Any]) -> Any:
     return json.loads(ASSET_HASH.sub("<asset-hash>", json.dumps(template)))
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", stacks())
 @pytest.mark.parametrize("env", ["dev", "prod"])
 def test_stack_snapshot(
     synthesized: Synthesized, snapshot_json: SnapshotAssertion, env: str, stack: str
