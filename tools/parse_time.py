@@ -34,6 +34,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("manifest", type=Path)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--json", action="store_true", help="also print a JSON line")
     args = parser.parse_args()
     # MWAA's runtime and layout: the DAG file and manifest in dags/, the package in plugins/.
     home = Path(tempfile.mkdtemp(prefix="ml-platform-parse-"))
@@ -62,6 +63,8 @@ def main() -> None:
         f"{dags} DAGs from {args.manifest}: parse {statistics.median(seconds):.3f} s, median "
         f"of {args.repeat} fresh processes (min {min(seconds):.3f}, max {max(seconds):.3f})"
     )
+    if args.json:
+        print(json.dumps({"dags": dags, "median_s": round(statistics.median(seconds), 3)}))
 
 
 if __name__ == "__main__":
