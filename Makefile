@@ -19,7 +19,7 @@ CDK := node_modules/.bin/cdk
 OUT := cdk.out
 
 .PHONY: help install synth test lint typecheck unit snapshots schema clean demo bench faults \
-	bench-catalog \
+	bench-catalog containers \
 	diff deploy check-env
 
 help:
@@ -37,6 +37,8 @@ help:
 	@echo "                  Airflow's policy size, DAG parse (CATALOG_ARGS='--jobs 2000')"
 	@echo "make diff ENV=dev    what a deploy of the environment would change (AWS credentials)"
 	@echo "make deploy ENV=dev  deploy the environment's stacks (AWS credentials, a container engine)"
+	@echo "make containers  a container engine (podman, or CONTAINER_ENGINE=docker) and the model"
+	@echo "                  images; make demo, faults and test run the models as containers"
 	@echo "make install    only install the tools; make clean  remove cdk.out and caches"
 
 $(CURDIR)/.tools/bin/uv:
@@ -91,10 +93,33 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# Every model under models/: a folder holding a package of its own name.
+MODELS := $(notdir $(patsubst %/,%,$(dir $(wildcard models/*/*/__init__.py))))
+space := $(subst ,, )
+MODELS_PATH := $(subst $(space),:,$(strip models $(addprefix models/,$(MODELS))))
+
 typecheck: install
 	$(VENV)/bin/mypy
+	MYPYPATH=$(MODELS_PATH) $(VENV)/bin/mypy -p model_contract \
+		$(addprefix -p ,$(MODELS))
 
-unit: install
+# The model images run as containers (simulator/containers.py): podman with runc, and
+# debootstrap for a base made from Debian's packages, installed when absent (as root);
+# CONTAINER_ENGINE=docker uses Docker instead. Then the base and every model's image;
+# the engine caches them, so a second run takes seconds.
+CONTAINER_TOOLS := podman runc debootstrap
+containers: install
+	@if [ "$(CONTAINER_ENGINE)" != docker ] && \
+		[ "$$(command -v $(CONTAINER_TOOLS) | wc -l)" != 3 ]; then \
+		test "$$(id -u)" = 0 || { echo "install $(CONTAINER_TOOLS) (Debian packages), or set" \
+			"CONTAINER_ENGINE=docker" >&2; exit 2; }; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q $(CONTAINER_TOOLS) >/dev/null 2>&1 || { apt-get update -q >/dev/null \
+			&& apt-get install -y -q $(CONTAINER_TOOLS) >/dev/null; }; \
+	fi
+	@$(PY) -m simulator.containers
+
+unit: install containers
 	$(VENV)/bin/pytest
 
 test: lint typecheck unit
@@ -110,7 +135,7 @@ schema: install
 clean:
 	rm -rf $(OUT) $(OUT).next .pytest_cache .mypy_cache .ruff_cache
 
-demo: install
+demo: install containers
 	@test -f $(OUT)/manifests/dev.json || { echo "run 'make synth' first"; exit 2; }
 	$(PY) -m simulator.demo --cdk-out $(OUT) $(if $(JOB),--job $(JOB)) \
 		$(if $(PARTITIONS),--partitions '$(PARTITIONS)') $(if $(RETRIES),--retries $(RETRIES))
@@ -122,7 +147,7 @@ bench: install
 bench-catalog: install
 	$(PY) -m bench.catalog $(CATALOG_ARGS)
 
-faults: install
+faults: install containers
 	@test -f $(OUT)/manifests/dev.json || { echo "run 'make synth' first"; exit 2; }
 	$(PY) -m simulator.faults --cdk-out $(OUT)
 

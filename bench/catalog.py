@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-MODELS = ("models/location_forecast", "models/dynamic_pricing", "models/anomaly_detector")
+MODELS = ("location_forecast", "dynamic_pricing", "anomaly_detector")
 SIZES = ((256, 512), (512, 1024), (1024, 2048), (2048, 4096))
 SCHEDULES = ("@hourly", "0 */3 * * *", "15 * * * *", "@daily")
 #: Airflow's role policies, per statement: what grows with the catalog if anything does.
@@ -48,7 +48,7 @@ def catalog_groups(jobs: int, groups: int) -> dict[str, Callable[[Any], None]]:
                     name=f"model-{index:04d}",
                     description=f"generated model {index}",
                     team=f"team-{number:02d}",
-                    image=JobImage.from_directory(MODELS[index % len(MODELS)]),
+                    image=JobImage.from_model(MODELS[index % len(MODELS)]),
                     cpu=cpu,
                     memory_mib=memory,
                     schedule=SCHEDULES[index % len(SCHEDULES)],
@@ -122,6 +122,7 @@ def handwritten_groups(jobs: int, groups: int) -> dict[str, Callable[[Any], None
 
     from constructs_lib import defaults
     from constructs_lib.acknowledgements import NIST, ONE_ROLE_POLICY, acknowledge
+    from constructs_lib.image_build import ImageBuild
 
     def group(number: int) -> Callable[[Any], None]:
         def declare(stack: Any) -> None:
@@ -166,7 +167,11 @@ def handwritten_groups(jobs: int, groups: int) -> dict[str, Callable[[Any], None
                     "Model",
                     container_name=defaults.CONTAINER_NAME,
                     image=ecs.ContainerImage.from_asset(
-                        str(REPO / MODELS[index % len(MODELS)]),
+                        str(REPO / "models"),
+                        file="Dockerfile",
+                        build_args={"MODEL": MODELS[index % len(MODELS)]},
+                        exclude=list(ImageBuild.model(MODELS[index % len(MODELS)]).exclude),
+                        ignore_mode=cdk.IgnoreMode.DOCKER,
                         platform=ecr_assets.Platform.LINUX_AMD64,
                     ),
                     memory_limit_mib=memory,

@@ -117,7 +117,8 @@ def job_tags(job: Declaration) -> dict[str, str]:
 def _type_problems(job: Declaration) -> list[str]:
     """Arguments of the wrong kind, named before anything else looks at them."""
     kinds: list[tuple[str, object, type, str]] = [
-        ("image", job.image, JobImage, "JobImage.from_directory(...) or .from_ecr(...)"),
+        ("image", job.image, JobImage,
+         "JobImage.from_model(...), .from_directory(...) or .from_ecr(...)"),
         ("partitions", job.partitions, Partitions, "Partitions.static([...]) or .from_s3(...)"),
         ("retry_delay", job.retry_delay, cdk.Duration, "a cdk.Duration"),
         ("max_retry_delay", job.max_retry_delay, cdk.Duration, "a cdk.Duration"),

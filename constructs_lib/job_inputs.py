@@ -15,6 +15,7 @@ from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_s3 as s3
 
+from constructs_lib.image_build import ImageBuild
 from ml_platform.contract import PARTITION_MAX_CHARS
 
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -50,31 +51,41 @@ def whole_seconds(duration: cdk.Duration) -> int:
 class JobImage:
     """Where a job's container image comes from.
 
-    Use :meth:`from_directory` to build a local folder with a Dockerfile as an asset at
-    deploy time, or :meth:`from_ecr` for an image already in ECR (tag or digest).
+    Use :meth:`from_model` for a model folder under ``models/`` (built with the shared
+    ``models/Dockerfile``), :meth:`from_directory` for a self-contained folder with its own
+    Dockerfile, both built as assets at deploy time; or :meth:`from_ecr` for an image
+    already in ECR (tag or digest).
     """
 
     def __init__(
         self,
         *,
         reference: str,
-        directory: Path | None = None,
+        build: ImageBuild | None = None,
         repository: ecr.IRepository | None = None,
         tag: str | None = None,
         digest: str | None = None,
     ) -> None:
-        #: For people (the manifest, the DAG docs): a folder or a registry reference.
+        #: For people (the manifest, the DAG docs): a model, a folder or a registry image.
         self.reference = reference
-        self.directory = directory
+        #: How the image is built from this repository (None for a registry image).
+        self.build = build
         self.repository = repository
         self.tag = tag
         self.digest = digest
 
     @classmethod
+    def from_model(cls, name: str) -> JobImage:
+        """The model in ``models/<name>/`` (a package ``<name>``), with the shared contract
+        package, built by ``models/Dockerfile``; the working directory is the repository."""
+        build = ImageBuild.model(name)
+        return cls(reference=build.reference, build=build)
+
+    @classmethod
     def from_directory(cls, directory: str | Path) -> JobImage:
         """A folder holding a Dockerfile; relative paths resolve from the working directory."""
-        path = Path(directory)
-        return cls(reference=f"asset:{path.as_posix()}", directory=path)
+        build = ImageBuild.directory(Path(directory))
+        return cls(reference=build.reference, build=build)
 
     @classmethod
     def from_ecr(
@@ -91,10 +102,8 @@ class JobImage:
         )
 
     def problems(self) -> list[str]:
-        if self.directory is not None:
-            if not (self.directory / "Dockerfile").is_file():
-                return [f"field 'image': no Dockerfile in {self.directory.as_posix()!r}"]
-            return []
+        if self.build is not None:
+            return self.build.problems()
         out = []
         if (self.tag is None) == (self.digest is None):
             out.append("field 'image': give exactly one of tag or digest for an ECR image")
@@ -109,14 +118,21 @@ class JobImage:
         return out
 
     def bind(self, architecture: ecs.CpuArchitecture) -> ecs.ContainerImage:
-        if self.directory is not None:
+        if self.build is not None:
             platform = (
                 ecr_assets.Platform.LINUX_ARM64
                 if architecture_name(architecture) == "ARM64"
                 else ecr_assets.Platform.LINUX_AMD64
             )
             # Absolute: the jsii runtime resolves relative paths from its own directory.
-            return ecs.ContainerImage.from_asset(str(self.directory.resolve()), platform=platform)
+            return ecs.ContainerImage.from_asset(
+                str(self.build.context.resolve()),
+                file=self.build.dockerfile,
+                build_args=self.build.build_args or None,
+                exclude=list(self.build.exclude) or None,
+                ignore_mode=cdk.IgnoreMode.DOCKER if self.build.exclude else None,
+                platform=platform,
+            )
         assert self.repository is not None
         return ecs.ContainerImage.from_ecr_repository(self.repository, self.digest or self.tag)
 

@@ -17,7 +17,7 @@ def declare(stack: JobsStack) -> None:
         description="24-hour demand forecast per location (Holt-Winters on hourly history)",
         team="forecasting",
         cost_center="cc-1042",
-        image=JobImage.from_directory("models/location_forecast"),
+        image=JobImage.from_model("location_forecast"),
         command=["--horizon", "24"],
         cpu=512,
         memory_mib=1024,

@@ -16,7 +16,7 @@ def declare(stack: JobsStack) -> None:
         name="anomaly-detector",
         description="Flags anomalous sensor readings with a rolling median / MAD score",
         team="monitoring",
-        image=JobImage.from_directory("models/anomaly_detector"),
+        image=JobImage.from_model("anomaly_detector"),
         cpu=1024,
         memory_mib=2048,
         schedule="15 * * * *",

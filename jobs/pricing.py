@@ -18,7 +18,7 @@ def declare(stack: JobsStack) -> None:
         description="Margin-maximising price per market from a log-linear elasticity fit",
         team="pricing",
         cost_center="cc-2001",
-        image=JobImage.from_directory("models/dynamic_pricing"),
+        image=JobImage.from_model("dynamic_pricing"),
         cpu=256,
         memory_mib=512,
         schedule="@hourly",

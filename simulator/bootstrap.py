@@ -16,7 +16,8 @@ import boto3
 from botocore.config import Config
 
 from ml_platform.contract import parse_manifest
-from simulator.fargate import ContainerBehaviour, ModelProcess, Scripted
+from simulator.containers import BuildSource, Engine
+from simulator.fargate import DEFAULT_ACCOUNT_ID, ContainerBehaviour, ModelContainer, Scripted
 
 # moto accepts any credentials; these never leave 127.0.0.1.
 ACCESS_KEY = SECRET_KEY = "testing"
@@ -76,6 +77,17 @@ def deployed_airflow(cdk_out: Path, env: str) -> DeployedAirflow:
     )
 
 
+def _local_secrets(container: dict[str, Any], region: str) -> list[dict[str, str]]:
+    """The container's secrets whose references can be spelled locally (the rest would
+    name resources of the real account)."""
+    out = []
+    for secret in container.get("Secrets", []):
+        value_from = _local_value(secret["ValueFrom"], region, DEFAULT_ACCOUNT_ID)
+        if value_from is not None:
+            out.append({"name": secret["Name"], "valueFrom": value_from})
+    return out
+
+
 def _task_definitions(cdk_out: Path, env: str) -> dict[str, dict[str, Any]]:
     """Task definition properties by family, from the synthesized templates."""
     found = {}
@@ -127,6 +139,7 @@ def bootstrap(cdk_out: Path, env: str, endpoint_url: str, region: str) -> dict[s
                         {"name": e["Name"], "value": e["Value"]}
                         for e in container.get("Environment", [])
                     ],
+                    "secrets": _local_secrets(container, region),
                     "logConfiguration": {
                         "logDriver": "awslogs",
                         "options": {
@@ -147,21 +160,62 @@ def bootstrap(cdk_out: Path, env: str, endpoint_url: str, region: str) -> dict[s
 
 def model_behaviours(
     manifest: dict[str, Any],
-    repo: Path,
+    cdk_out: Path,
+    env: str,
     *,
     min_seconds: float = 0.0,
+    engine: Engine | None = None,
 ) -> dict[str, ContainerBehaviour]:
-    """Each family runs its model's real entrypoint when its image is a local folder."""
+    """Each family runs its real image as a container, built from the image asset that
+    ``cdk deploy`` would publish (cached: unchanged, a rebuild takes about a second).
+
+    A job whose image is already in a registry (``JobImage.from_ecr``) cannot be pulled
+    here (no registry is reachable), so it runs a scripted container instead.
+    """
+    engine = engine or Engine.detect()
+    definitions = _task_definitions(cdk_out, env)
+    built: dict[str, str] = {}
     behaviours: dict[str, ContainerBehaviour] = {}
     for job in manifest["jobs"]:
-        image = job["image"]
-        if image.startswith("asset:"):
-            behaviours[job["task_definition_family"]] = ModelProcess(
-                repo / image.removeprefix("asset:"), min_seconds=min_seconds
-            )
-        else:
-            behaviours[job["task_definition_family"]] = Scripted(seconds=min_seconds or 1.0)
+        family = job["task_definition_family"]
+        image = definitions[family]["ContainerDefinitions"][0]["Image"]
+        asset = _asset_hash(image)
+        if asset is None:
+            behaviours[family] = Scripted(seconds=min_seconds or 1.0)
+            continue
+        if asset not in built:
+            source = BuildSource.from_assembly(cdk_out, asset)
+            built[asset] = engine.build(source, f"localhost/ml-platform-job/{asset[:16]}")
+        behaviours[family] = ModelContainer(
+            engine,
+            built[asset],
+            cpu_units=int(definitions[family]["Cpu"]),
+            memory_mib=int(definitions[family]["Memory"]),
+            min_seconds=min_seconds,
+        )
     return behaviours
+
+
+def _asset_hash(image: Any) -> str | None:
+    """The asset hash of a CDK image asset's URI (``...container-assets-...:<hash>``)."""
+    uri = image.get("Fn::Sub", "") if isinstance(image, dict) else ""
+    return uri.rsplit(":", 1)[-1] if "container-assets" in uri else None
+
+
+def _local_value(value: Any, region: str, account: str) -> str | None:
+    """A template value spelled with this endpoint's account and region, if it only
+    depends on those (a secret's ARN from ``Secret.from_secret_name_v2``)."""
+    pseudo = {"AWS::Partition": "aws", "AWS::Region": region, "AWS::AccountId": account,
+              "AWS::URLSuffix": "amazonaws.com"}  # fmt: skip
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "Ref" in value:
+        return pseudo.get(value["Ref"])
+    if isinstance(value, dict) and "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        spelled = [_local_value(part, region, account) for part in parts]
+        return None if None in spelled else separator.join(s for s in spelled if s is not None)
+    return None
 
 
 def bootstrap_family(

@@ -75,7 +75,8 @@ def report(platform: LocalPlatform, job: dict[str, Any], state: str, seconds: fl
     lines = [
         f"== {name}: run {RUN_ID} {state} in {seconds:.0f} s "
         f"(pool {job['pool']}, {job['capacity']}, chunk size {job['chunk_size']})",
-        f"{'chunk':>5}  {'try':>3}  {'state':<8}  {'fargate s':>9}  {'exit':>4}  partitions",
+        f"{'chunk':>5}  {'try':>3}  {'state':<8}  {'fargate s':>9}  {'exit':>4}  "
+        f"{'image (container)':<17}  partitions",
     ]
     for ti in platform.airflow.task_instances(name, RUN_ID):
         if ti["task_id"] != "run":
@@ -97,9 +98,12 @@ def report(platform: LocalPlatform, job: dict[str, Any], state: str, seconds: fl
             if found
             else []
         )
+        # The image the task's container ran, as the engine reports it.
+        image = getattr(found.container, "image_id", "") if found else ""
         lines.append(
             f"{ti['map_index']:>5}  {ti['try_number']:>3}  {ti['state']:<8}  {ran}  "
-            f"{found.exit_code if found else '-':>4}  {', '.join(partitions)[:60]}"
+            f"{found.exit_code if found else '-':>4}  {image[:12] or '-':<17}  "
+            f"{', '.join(partitions)[:60]}"
         )
     model_lines = [
         e

@@ -3,28 +3,31 @@
 RunTask, DescribeTasks, StopTask and ListTasks are answered here; everything else
 (clusters, task definitions, EC2, CloudWatch Logs) stays with moto. Each task goes
 PROVISIONING -> PENDING -> RUNNING -> STOPPED on the wall clock, runs a container
-behaviour (a real model process, or a scripted one), and writes its output to the
-task's awslogs stream in moto's CloudWatch Logs. ECS's throttling buckets answer with
+behaviour (the job's real image as a container, ``ModelContainer``, or a scripted one
+for load and fault tests), and writes its output to the task's awslogs stream in moto's
+CloudWatch Logs. A real container stops as it does on Fargate: StopTask and a spot
+reclaim send SIGTERM, then SIGKILL after the stop timeout (or the spot notice), and the
+task stops with the exit code the container really ends with. ECS's throttling buckets answer with
 real ``ThrottlingException`` errors, and every call is counted per API and per second.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 from moto.ecs.models import ecs_backends
 from moto.logs.models import logs_backends
+from moto.secretsmanager.models import secretsmanager_backends
+from moto.ssm.models import ssm_backends
+
+from simulator.containers import Engine, RunningContainer
 
 #: moto's default account.
 DEFAULT_ACCOUNT_ID = "123456789012"
@@ -148,62 +151,60 @@ class Scripted:
         return ScriptedContainer(seconds=seconds, exit_code=self.exit_code)
 
 
-class ProcessContainer:
-    def __init__(
-        self, process: subprocess.Popen[str], emit: Callable[[str], None], min_seconds: float
-    ) -> None:
-        self.process = process
-        self.not_before = time.monotonic() + min_seconds
-        self.reader = threading.Thread(target=self._pump, args=(emit,), daemon=True)
-        self.reader.start()
+class _RunsAtLeast:
+    """A container the task reports RUNNING for at least ``seconds`` (Airflow timing)."""
 
-    def _pump(self, emit: Callable[[str], None]) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            emit(line.rstrip("\n"))
+    def __init__(self, container: RunningContainer, seconds: float) -> None:
+        self.container = container
+        self.not_before = time.monotonic() + seconds
+        self.graceful = True
+
+    @property
+    def reason(self) -> str:
+        return self.container.reason
+
+    @property
+    def image_id(self) -> str:
+        return self.container.image_id
 
     def poll(self) -> int | None:
-        code = self.process.poll()
-        if code is None or time.monotonic() < self.not_before:
-            return None
-        self.reader.join(timeout=5)
-        return code
+        code = self.container.poll()
+        return None if code is None or time.monotonic() < self.not_before else code
 
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
+    def stop(self, timeout: float = 30.0) -> None:
+        self.not_before = 0.0
+        self.container.stop(timeout)
 
 
 @dataclass
-class ModelProcess:
-    """Runs a model's real Python entrypoint (``python -m <package>``) as the container.
+class ModelContainer:
+    """Runs the job's image, built from its asset (``simulator/containers.py``), as a
+    container with the task definition's cpu and memory as hard limits.
 
-    :param folder: the model folder (``models/<name>``) holding the package.
     :param min_seconds: the task stays RUNNING at least this long.
     """
 
-    folder: Path
+    engine: Engine
+    image: str
+    cpu_units: int
+    memory_mib: int
     min_seconds: float = 0.0
+    #: What the container itself reports (an OOM kill) replaces this.
     reason: str = ""
     fail_to_start: str = ""
 
     def start(
         self, *, command: list[str], environment: dict[str, str], emit: Callable[[str], None]
     ) -> Container:
-        env = {
-            "PATH": os.environ.get("PATH", ""),
-            "PYTHONPATH": str(self.folder.resolve()),
-            "PYTHONUNBUFFERED": "1",
-            **environment,
-        }
-        process = subprocess.Popen(
-            [sys.executable, "-m", self.folder.name, *command],
-            env=env,
-            text=True,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+        container = self.engine.run(
+            self.image,
+            command=command,
+            environment=environment,
+            cpu_units=self.cpu_units,
+            memory_mib=self.memory_mib,
+            emit=emit,
         )
-        return ProcessContainer(process, emit, self.min_seconds)
+        return _RunsAtLeast(container, self.min_seconds)
 
 
 def family_of(task_definition: str) -> str:
@@ -246,7 +247,11 @@ class SimTask:
     pending_at: float
     running_at: float
     behaviour: ContainerBehaviour
-    start: Callable[[], Container]
+    #: Starts the container with the task's secrets added to its environment.
+    start: Callable[[dict[str, str]], Container]
+    #: Environment variable -> ``valueFrom`` (a Secrets Manager or SSM reference).
+    secrets: dict[str, str] = field(default_factory=dict)
+    stop_timeout: float = 30.0
     last_status: str = "PROVISIONING"
     desired_status: str = "RUNNING"
     container: Container | None = None
@@ -257,6 +262,8 @@ class SimTask:
     stopped_reason: str = ""
     container_reason: str = ""
     interrupt_after: float | None = None
+    #: (stop code, reason) of a stop asked for, while a real container winds down.
+    stopping: tuple[str, str] | None = None
 
     def describe(self) -> dict[str, Any]:
         status = {"STOPPED": "STOPPED", "RUNNING": "RUNNING"}.get(self.last_status, "PENDING")
@@ -326,6 +333,8 @@ class FargateSimulator:
     :param behaviour: the container behaviour of a task definition family.
     :param start_latency: seconds from RunTask to RUNNING (image pull, ENI).
     :param limits: ECS's throttling buckets (``ApiLimits.unlimited()`` to switch off).
+    :param spot_notice: seconds between a spot reclaim's SIGTERM and its SIGKILL (two
+        minutes on Fargate; shorter in tests).
     """
 
     def __init__(
@@ -336,8 +345,10 @@ class FargateSimulator:
         limits: ApiLimits | None = None,
         account: str = DEFAULT_ACCOUNT_ID,
         region: str = "us-east-1",
+        spot_notice: float = 120.0,
     ) -> None:
         self.behaviour = behaviour
+        self.spot_notice = spot_notice
         self.start_latency = start_latency
         self.limits = limits or ApiLimits()
         self.account = account
@@ -480,7 +491,12 @@ class FargateSimulator:
             pending_at=now + self.start_latency / 2,
             running_at=now + self.start_latency,
             behaviour=behaviour,
-            start=lambda: behaviour.start(command=command, environment=environment, emit=emit),
+            start=lambda secrets: behaviour.start(
+                command=command, environment={**environment, **secrets}, emit=emit
+            ),
+            secrets={s["name"]: s["valueFrom"] for s in container_def.get("secrets") or []},
+            # ECS's default for Fargate: 30 s from SIGTERM to SIGKILL (at most 120).
+            stop_timeout=float(container_def.get("stopTimeout") or 30),
             interrupt_after=interrupt_after,
         )
         self.tasks[arn] = task
@@ -506,15 +522,23 @@ class FargateSimulator:
         task = self._find(request["task"])
         if task is None:
             raise EcsError("InvalidParameterException", "The referenced task was not found.")
-        if task.last_status != "STOPPED":
-            if task.container is not None:
-                task.container.stop()
-            self._stop(
-                task,
-                exit_code=143 if task.container else None,
-                stop_code="UserInitiated",
-                reason=request.get("reason", "Task stopped by user"),
-            )
+        reason = request.get("reason", "Task stopped by user")
+        if task.last_status != "STOPPED" and task.stopping is None:
+            if getattr(task.container, "graceful", False):
+                # SIGTERM now; STOPPED once the container has really exited.
+                assert task.container is not None
+                task.container.stop(task.stop_timeout)  # type: ignore[call-arg]
+                task.desired_status = "STOPPED"
+                task.stopping = ("UserInitiated", reason)
+            else:
+                if task.container is not None:
+                    task.container.stop()
+                self._stop(
+                    task,
+                    exit_code=143 if task.container else None,
+                    stop_code="UserInitiated",
+                    reason=reason,
+                )
         return {"task": task.describe()}
 
     def _ListTasks(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -549,18 +573,30 @@ class FargateSimulator:
         if task.last_status == "PROVISIONING" and now >= task.pending_at:
             task.last_status = "PENDING"
         if task.last_status == "PENDING" and now >= task.running_at:
-            if behaviour.fail_to_start:
-                self._stop(
-                    task,
-                    exit_code=None,
-                    stop_code="TaskFailedToStart",
-                    reason=behaviour.fail_to_start,
-                )
+            secrets, missing = self._resolve_secrets(task.secrets)
+            failure = behaviour.fail_to_start or (
+                "ResourceInitializationError: unable to pull secrets or registry auth: "
+                "execution resource retrieval failed: unable to retrieve secret from asm: "
+                f"ResourceNotFoundException: {missing[0]}"
+                if missing
+                else ""
+            )
+            if failure:
+                self._stop(task, exit_code=None, stop_code="TaskFailedToStart", reason=failure)
                 return
             task.last_status = "RUNNING"
             task.started_at = now
-            task.container = task.start()
-        if task.last_status != "RUNNING" or task.container is None:
+            task.container = task.start(secrets)
+        if task.container is None:
+            return
+        if task.stopping is not None:
+            code = task.container.poll()
+            if code is not None:
+                task.container_reason = getattr(task.container, "reason", "")
+                self._stop(task, exit_code=code, stop_code=task.stopping[0],
+                           reason=task.stopping[1])  # fmt: skip
+            return
+        if task.last_status != "RUNNING":
             return
         interrupt = task.interrupt_after
         if (
@@ -569,6 +605,12 @@ class FargateSimulator:
             and task.started_at is not None
             and now - task.started_at >= interrupt
         ):
+            if getattr(task.container, "graceful", False):
+                # SIGTERM with the notice; STOPPED once the container has really exited.
+                task.container.stop(self.spot_notice)  # type: ignore[call-arg]
+                task.desired_status = "STOPPED"
+                task.stopping = ("SpotInterruption", "Your Spot Task was interrupted.")
+                return
             task.container.stop()
             # The app exits 0 on SIGTERM, yet its work is not done.
             self._stop(
@@ -580,13 +622,42 @@ class FargateSimulator:
             return
         code = task.container.poll()
         if code is not None:
-            task.container_reason = behaviour.reason if code != 0 else ""
+            reported = getattr(task.container, "reason", "")
+            task.container_reason = reported or (behaviour.reason if code != 0 else "")
             self._stop(
                 task,
                 exit_code=code,
                 stop_code="EssentialContainerExited",
                 reason="Essential container in task exited",
             )
+
+    def _resolve_secrets(self, secrets: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+        """Values from the local Secrets Manager and SSM, as the ECS agent fetches them
+        with the execution role; the references that do not exist."""
+        values: dict[str, str] = {}
+        missing: list[str] = []
+        for name, reference in secrets.items():
+            try:
+                if ":ssm:" in reference or not reference.startswith("arn:"):
+                    parameter = reference.split(":parameter", 1)[-1]
+                    ssm = ssm_backends[self.account][self.region]
+                    found = ssm.get_parameter(parameter)
+                    if found is None:
+                        raise KeyError(parameter)
+                    values[name] = str(found.value)
+                else:
+                    # An ARN, optionally ending in :json-key:version-stage:version-id.
+                    arn, _, json_key = reference.partition(":secret:")[2].partition(":")
+                    secret_id = reference.split(":secret:")[0] + ":secret:" + arn
+                    manager = secretsmanager_backends[self.account][self.region]
+                    # moto's own API layer passes None for the optional version arguments.
+                    answer = manager.get_secret_value(secret_id, None, None)  # type: ignore[arg-type]
+                    value = answer["SecretString"]
+                    key = json_key.split(":", 1)[0]
+                    values[name] = str(json.loads(value)[key]) if key else value
+            except Exception:  # moto's not-found types differ per service
+                missing.append(reference)
+        return values, missing
 
     def _stop(self, task: SimTask, *, exit_code: int | None, stop_code: str, reason: str) -> None:
         task.last_status = "STOPPED"

@@ -15,6 +15,7 @@ run the way a production environment would live through them.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import signal
 import sys
 import tempfile
@@ -26,8 +27,15 @@ from pathlib import Path
 from typing import Any
 
 from simulator.airflow_local import LocalAirflow
-from simulator.bootstrap import bootstrap, client
-from simulator.fargate import FargateSimulator, Faults, Scripted, SimTask
+from simulator.bootstrap import bootstrap, client, model_behaviours
+from simulator.fargate import (
+    ContainerBehaviour,
+    FargateSimulator,
+    Faults,
+    ModelContainer,
+    Scripted,
+    SimTask,
+)
 from simulator.platform import local_airflow
 from simulator.server import LocalAws
 
@@ -64,9 +72,17 @@ class Case:
     expect_logs: bool = False
     #: How the first Fargate task must have ended (empty: not checked).
     expect_stop: str = ""
+    #: Partitions, all in one chunk.
+    partitions: int = 1
 
 
-def cases() -> list[Case]:
+#: A chunk of this many locations outgrows OOM_MIB after about 300 (a real OOM kill).
+OOM_PARTITIONS = 400
+OOM_MIB = 10
+
+
+def cases(out_of_memory: ContainerBehaviour) -> list[Case]:
+    """:param out_of_memory: the location forecast's real image with too little memory."""
     ok = Scripted(seconds=8)
     long = Scripted(seconds=45)
     return [
@@ -84,10 +100,9 @@ def cases() -> list[Case]:
         Case("spot-interrupted", "spot interruption, container exits 0", ok,
              Faults(spot_interruptions=1, interrupt_after=3), capacity="spot",
              expect_started=2, expect_tries=2, expect_message="Spot capacity was reclaimed"),
-        Case("out-of-memory", "exit 137, OutOfMemoryError",
-             Scripted(seconds=4, exit_code=137,
-                      reason="OutOfMemoryError: Container killed due to memory usage"),
-             retries=2, expect_state="failed", expect_message="Raise memory_mib"),
+        Case("out-of-memory", f"real OOM kill: {OOM_PARTITIONS} locations in {OOM_MIB} MiB",
+             out_of_memory, retries=2, partitions=OOM_PARTITIONS, expect_state="failed",
+             expect_message="Raise memory_mib"),
         Case("cannot-pull", "CannotPullContainerError",
              Scripted(fail_to_start="CannotPullContainerError: pull image manifest has been "
                       f"retried 5 time(s): failed to resolve ref {IMAGE}: not found"),
@@ -144,6 +159,15 @@ class Row:
         return not self.problems
 
 
+def out_of_memory_container(cdk_out: Path) -> ContainerBehaviour:
+    """The dev location forecast's image, built from its asset, with a 10 MiB limit."""
+    forecast = model_behaviours(
+        {"jobs": [{"task_definition_family": "mlp-dev-location-forecast"}]}, cdk_out, "dev"
+    )["mlp-dev-location-forecast"]
+    assert isinstance(forecast, ModelContainer)
+    return dataclasses.replace(forecast, cpu_units=256, memory_mib=OOM_MIB)
+
+
 def family(case: Case) -> str:
     return f"mlp-faults-{case.name}"
 
@@ -154,7 +178,7 @@ class Matrix:
     def __init__(self, cdk_out: Path, *, home: Path | None = None) -> None:
         self.cdk_out = cdk_out
         self.home = home or Path(tempfile.mkdtemp(prefix="ml-platform-faults-"))
-        self.cases = cases()
+        self.cases = cases(out_of_memory_container(cdk_out))
         by_family = {family(c): c.container for c in self.cases}
         self.simulator = FargateSimulator(
             behaviour=by_family.__getitem__, start_latency=START_LATENCY, region=REGION
@@ -202,8 +226,11 @@ class Matrix:
                     "logs": {"group": group, "stream_prefix": "job"},
                     "capacity": case.capacity,
                     "schedule": None,
-                    "partitions": {"kind": "static", "values": ["p-1"]},
-                    "chunk_size": 1,
+                    "partitions": {
+                        "kind": "static",
+                        "values": [f"p-{n}" for n in range(1, case.partitions + 1)],
+                    },
+                    "chunk_size": case.partitions,
                     "pool": POOL,
                     "retry": {
                         "retries": case.retries,

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from simulator.airflow_local import REPO, LocalAirflow
+from simulator.airflow_local import LocalAirflow
 from simulator.bootstrap import bootstrap, deployed_airflow, model_behaviours
 from simulator.fargate import ContainerBehaviour, FargateSimulator
 from simulator.server import LocalAws
@@ -82,7 +82,9 @@ class LocalPlatform:
             if self.customize:
                 self.customize(self.manifest)
             self._behaviours.update(
-                model_behaviours(self.manifest, REPO, min_seconds=self.min_run_seconds)
+                model_behaviours(
+                    self.manifest, self.cdk_out, self.env, min_seconds=self.min_run_seconds
+                )
             )
             self.airflow = local_airflow(self.cdk_out, self.env, self.aws, self.home, self.manifest)
             self.airflow.start()

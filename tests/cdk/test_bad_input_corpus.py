@@ -59,7 +59,8 @@ LOG_DAYS = "allowed: (1, 3, 5, 7, 14"
 JOBS = [
     Bad("name", "lowercase letters, digits and single hyphens", job={"name": "Bad_Name"}),
     Bad("image", "JobImage.from_directory", job={"image": "models/dynamic_pricing"}),
-    Bad("image", "no Dockerfile in 'models'", job={"image": JobImage.from_directory("models")}),
+    Bad("image", "no Dockerfile in 'tests'", job={"image": JobImage.from_directory("tests")}),
+    Bad("image", "no model package 'models/nope/nope'", job={"image": JobImage.from_model("nope")}),
     Bad("team", "name the owning team", job={"team": ""}),
     Bad("team", "must be 0-256 of letters", job={"team": "pricing|ops"}),
     Bad("description", "one line of at most 256", job={"description": "two\nlines"}),
@@ -172,7 +173,7 @@ def declare_one(overrides: dict[str, Any]) -> Any:
         props: dict[str, Any] = {
             "name": JOB,
             "team": "tests",
-            "image": JobImage.from_directory("models/dynamic_pricing"),
+            "image": JobImage.from_model("dynamic_pricing"),
             "schedule": "@hourly",
             "partitions": Partitions.static(["a", "b"]),
         }

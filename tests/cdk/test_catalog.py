@@ -35,7 +35,7 @@ def group_of(names: Sequence[str]) -> dict[str, Callable[[Any], None]]:
                 platform=stack.platform,
                 name=name,
                 team="scoring",
-                image=JobImage.from_directory("models/dynamic_pricing"),
+                image=JobImage.from_model("dynamic_pricing"),
             )
 
     return {GROUP: declare}

@@ -99,7 +99,7 @@ def test_grants_to_the_job_reach_its_task_role_only() -> None:
         platform=bench.platform,
         name="reader",
         team="t",
-        image=JobImage.from_directory("models/dynamic_pricing"),
+        image=JobImage.from_model("dynamic_pricing"),
     )
     bucket.grant_read(job)
     template = Template.from_stack(stack)
@@ -186,7 +186,7 @@ def test_s3_partitions_are_granted_to_airflow() -> None:
         platform=bench.platform,
         name="s3-parts",
         team="t",
-        image=JobImage.from_directory("models/dynamic_pricing"),
+        image=JobImage.from_model("dynamic_pricing"),
         partitions=Partitions.from_s3(bucket, "lists/sensors.json"),
     )
     role = cdk.aws_iam.Role(
@@ -235,7 +235,7 @@ def test_grant_read_objects_is_narrow_and_needs_a_reason() -> None:
         platform=bench.platform,
         name="narrow-reader",
         team="t",
-        image=JobImage.from_directory("models/dynamic_pricing"),
+        image=JobImage.from_model("dynamic_pricing"),
     )
     job.grant_read_objects(bucket, "features/*", reason="Reads the features it scores.")
     job.grant_write_objects(bucket, "scores/*", reason="Writes one score file per chunk.")

@@ -20,7 +20,7 @@ def declare(bench: PlatformBench, **overrides: Any) -> MlJob:
     props: dict[str, Any] = {
         "name": f"job-{stack.node.id.lower()}",
         "team": "tests",
-        "image": JobImage.from_directory("models/dynamic_pricing"),
+        "image": JobImage.from_model("dynamic_pricing"),
         "schedule": "@hourly",
         "partitions": Partitions.static(["a", "b", "c"]),
     }
@@ -119,7 +119,8 @@ def test_retries_out_of_range(bench: PlatformBench, retries: int) -> None:
 
 
 def test_missing_dockerfile(bench: PlatformBench) -> None:
-    refused(bench, "image", "no Dockerfile in 'models'", image=JobImage.from_directory("models"))
+    refused(bench, "image", "no Dockerfile in 'tests'", image=JobImage.from_directory("tests"))
+    refused(bench, "image", "no model package", image=JobImage.from_model("nope"))
 
 
 def test_ecr_image_needs_exactly_one_of_tag_and_digest(bench: PlatformBench) -> None:
@@ -175,7 +176,7 @@ def test_s3_partition_key(bench: PlatformBench) -> None:
             platform=bench.platform,
             name="s3-job",
             team="t",
-            image=JobImage.from_directory("models/dynamic_pricing"),
+            image=JobImage.from_model("dynamic_pricing"),
             partitions=Partitions.from_s3(bucket, "/x.json"),
         )
 
@@ -254,7 +255,7 @@ def test_a_refused_job_adds_nothing(bench: PlatformBench) -> None:
             platform=bench.platform,
             name="half-written",
             team="t",
-            image=JobImage.from_directory("models/dynamic_pricing"),
+            image=JobImage.from_model("dynamic_pricing"),
             cpu=300,
         )
     assert len(bench.platform.jobs) == registered
@@ -270,7 +271,7 @@ def test_token_valued_fields_are_not_validated(bench: PlatformBench) -> None:
         platform=bench.platform,
         name="token-size",
         team="t",
-        image=JobImage.from_directory("models/dynamic_pricing"),
+        image=JobImage.from_model("dynamic_pricing"),
         cpu=size,
         memory_mib=size,
         cpu_architecture=ecs.CpuArchitecture.ARM64,

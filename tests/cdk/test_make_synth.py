@@ -25,7 +25,7 @@ def declare(stack: JobsStack) -> None:
         platform=stack.platform,
         name="churn-score",
         team="growth",
-        image=JobImage.from_directory("models/dynamic_pricing"),
+        image=JobImage.from_model("dynamic_pricing"),
         partitions=Partitions.static(["segment-1", "segment-2"]),
     )
 """

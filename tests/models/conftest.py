@@ -11,8 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from constructs_lib.image_build import model_folders
+
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
-MODEL_NAMES = ("location_forecast", "dynamic_pricing", "anomaly_detector")
+#: Every model folder (a folder holding a package of its own name): a new one is tested too.
+MODEL_NAMES = tuple(model_folders(MODELS_DIR))
 CONTRACT_ENV = (
     "ML_PARTITIONS",
     "ML_OUTPUT_URI",
@@ -24,8 +27,8 @@ CONTRACT_ENV = (
     "ANOMALY_THRESHOLD",
 )
 
-for _name in MODEL_NAMES:
-    _path = str(MODELS_DIR / _name)
+# The shared contract package, and each model package, as the image's WORKDIR holds them.
+for _path in (str(MODELS_DIR), *(str(MODELS_DIR / name) for name in MODEL_NAMES)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
@@ -47,7 +50,10 @@ def run_module(tmp_path: Path) -> RunModule:
         model: str, *args: str, env: Mapping[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
         child_env = {k: v for k, v in os.environ.items() if k not in CONTRACT_ENV}
-        child_env.update(PYTHONPATH=str(MODELS_DIR / model), PYTHONDONTWRITEBYTECODE="1")
+        child_env.update(
+            PYTHONPATH=os.pathsep.join((str(MODELS_DIR / model), str(MODELS_DIR))),
+            PYTHONDONTWRITEBYTECODE="1",
+        )
         child_env.update(env or {})
         return subprocess.run(
             [sys.executable, "-m", model, *args],

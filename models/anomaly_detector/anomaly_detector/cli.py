@@ -8,7 +8,9 @@ import os
 import sys
 from datetime import datetime, timedelta
 
-from . import contract, synthetic
+import model_contract as contract
+
+from . import synthetic
 from .detection import detect
 
 MODEL = "anomaly_detector"

@@ -8,7 +8,9 @@ import os
 import sys
 from datetime import datetime
 
-from . import contract, synthetic
+import model_contract as contract
+
+from . import synthetic
 from .pricing import fit_elasticity, margin, optimal_price
 
 MODEL = "dynamic_pricing"

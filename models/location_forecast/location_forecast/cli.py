@@ -7,7 +7,9 @@ import os
 import sys
 from datetime import datetime
 
-from . import contract, synthetic
+import model_contract as contract
+
+from . import synthetic
 from .forecast import SEASON, backtest, fit
 
 MODEL = "location_forecast"

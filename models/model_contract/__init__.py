@@ -1,8 +1,8 @@
 """The container I/O contract: partitions in, one JSON line per partition out.
 
-Every model image is self-contained, so this file is copied verbatim into each model
-package instead of being imported from a shared one; a test keeps the copies identical.
-See ``models/README.md`` for the contract itself.
+One package shared by every model image: ``models/Dockerfile`` builds it into each image
+beside the model's own package, and ``python -m model_contract`` (the images' entry point)
+runs the model named by ``ML_MODEL_PACKAGE``. See ``models/README.md`` for the contract.
 """
 
 from __future__ import annotations
