@@ -54,7 +54,7 @@ class Case:
     """The job and DAG id."""
     what: str
     """The fault, as the matrix prints it."""
-    container: Scripted
+    container: ContainerBehaviour
     faults: Faults = field(default_factory=Faults)
     capacity: str = "on-demand"
     retries: int = 1
