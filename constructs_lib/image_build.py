@@ -49,16 +49,6 @@ class ImageBuild:
         """A self-contained folder with its own Dockerfile: the folder is the context."""
         return cls(context=directory, reference=f"asset:{directory.as_posix()}")
 
-    @classmethod
-    def from_reference(cls, reference: str, root: Path) -> ImageBuild | None:
-        """The build behind a manifest's image reference; None for a registry image."""
-        kind, _, value = reference.partition(":")
-        if kind == "model":
-            return cls.model(value, root / MODELS_DIR)
-        if kind == "asset":
-            return cls.directory(root / value)
-        return None
-
     def problems(self) -> list[str]:
         """What would fail the build before it starts."""
         name = self.build_args.get("MODEL")

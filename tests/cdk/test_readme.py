@@ -27,8 +27,12 @@ def readme_example() -> str:
 def test_the_readme_job_lands_in_templates_and_manifest(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (tmp_path / "models" / "churn_score").mkdir(parents=True)
-    (tmp_path / "models" / "churn_score" / "Dockerfile").write_text("FROM scratch\n")
+    # A model folder as the README says: a package of its own name beside the shared files.
+    shutil.copytree(REPO / "models", tmp_path / "models")
+    shutil.copytree(
+        REPO / "models" / "dynamic_pricing" / "dynamic_pricing",
+        tmp_path / "models" / "churn_score" / "churn_score",
+    )
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, Any] = {}
     exec(compile(readme_example(), "README.md", "exec"), namespace)
@@ -64,7 +68,10 @@ def test_following_the_readme_passes_lint_and_the_tests(tmp_path: Path) -> None:
     job among the others."""
     repo = copy_repository(tmp_path / "repo")
     (repo / "jobs" / "growth.py").write_text(readme_example())
-    shutil.copytree(repo / "models" / "dynamic_pricing", repo / "models" / "churn_score")
+    shutil.copytree(
+        repo / "models" / "dynamic_pricing" / "dynamic_pricing",
+        repo / "models" / "churn_score" / "churn_score",
+    )
     lint = [
         run_in(repo, ".venv/bin/ruff", "check", "jobs/growth.py"),
         run_in(repo, ".venv/bin/ruff", "format", "--check", "jobs/growth.py"),
