@@ -58,7 +58,7 @@ def pools(*extra: Pool) -> dict[str, Any]:
 LOG_DAYS = "allowed: (1, 3, 5, 7, 14"
 JOBS = [
     Bad("name", "lowercase letters, digits and single hyphens", job={"name": "Bad_Name"}),
-    Bad("image", "JobImage.from_directory", job={"image": "models/dynamic_pricing"}),
+    Bad("image", "JobImage.from_model", job={"image": "models/dynamic_pricing"}),
     Bad("image", "no Dockerfile in 'tests'", job={"image": JobImage.from_directory("tests")}),
     Bad("image", "no model package 'models/nope/nope'", job={"image": JobImage.from_model("nope")}),
     Bad("team", "name the owning team", job={"team": ""}),
