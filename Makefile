@@ -120,7 +120,7 @@ containers: install
 	@$(PY) -m simulator.containers
 
 unit: install containers
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest --durations=12  # the slowest tests: the suite must stay under 20 min
 
 test: lint typecheck unit
 
