@@ -104,7 +104,7 @@ def test_a_container_over_its_memory_limit_ends_as_an_oom_kill(
     assert not any(line.startswith("done ") for line in lines)
 
 
-def run_forecast(aws: LocalAws, simulator: FargateSimulator, *, spot: bool = False) -> str:
+def run_forecast(aws: LocalAws, *, spot: bool = False) -> str:
     ecs = client("ecs", aws.endpoint_url, REGION)
     network = _network(aws)
     task = ecs.run_task(
@@ -154,7 +154,7 @@ def test_stop_task_sends_sigterm_and_the_task_stops_with_the_containers_exit(
     forecast = containers[FORECAST]
     simulator = FargateSimulator(behaviour=lambda family: forecast, start_latency=0.2)
     with LocalAws(simulator) as aws:
-        arn = run_forecast(aws, simulator)
+        arn = run_forecast(aws)
         wait_for(aws, arn, "RUNNING")
         time.sleep(2)  # the model is forecasting
         client("ecs", aws.endpoint_url, REGION).stop_task(cluster="sim", task=arn, reason="test")
@@ -174,7 +174,7 @@ def test_a_spot_reclaim_sends_sigterm_with_its_notice(
     )
     simulator.inject(FORECAST, Faults(spot_interruptions=1, interrupt_after=2))
     with LocalAws(simulator) as aws:
-        arn = run_forecast(aws, simulator, spot=True)
+        arn = run_forecast(aws, spot=True)
         stopped = wait_for(aws, arn, "STOPPED", timeout=40)
     assert stopped["stopCode"] == "SpotInterruption"
     assert stopped["containers"][0]["exitCode"] == 143
