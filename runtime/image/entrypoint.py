@@ -1,0 +1,244 @@
+"""The self-hosted Airflow image's entrypoint: one image, one command per ECS service.
+
+    api-server | scheduler | dag-processor | triggerer   a long-running component
+    init                                                migrate, admin user, pools (deploy)
+    health <component>                                  exit 0 when healthy (ECS check)
+    airflow <args...>                                   any Airflow CLI command
+
+Before any of them, the settings ECS passes as separate variables (database address and
+credentials from the RDS secret, the fernet key body) become Airflow's own settings, and
+the secrets every component must share are checked: a component with a missing JWT secret
+or secret key would make up its own and fail quietly (403s on the Execution API, log
+fetches refused). Long-running components are ``os.execvp``'d, so SIGTERM from ECS
+reaches Airflow itself (ECS's init process, tini, is PID 1).
+
+Standard library only: it runs before Airflow is imported, and ``health`` must be cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping, MutableMapping, Sequence
+
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+#: Secrets every component must get, and get equal (issue13-research.md, section 1).
+SHARED_SECRETS = ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY")
+#: `airflow jobs check` job types of the components without an HTTP health endpoint.
+JOB_TYPES = {"dag-processor": "DagProcessorJob", "triggerer": "TriggererJob"}
+ADMIN_ROLE = "Admin"
+_ERROR_LINE = re.compile(r"^[\w.]+(Error|Exception|Exit)\b.*")
+
+
+class InitFailed(Exception):
+    """A step of ``init`` failed; the message names the step and Airflow's reason."""
+
+
+def _quote(value: str) -> str:
+    return urllib.parse.quote_plus(value)
+
+
+def database_settings(env: Mapping[str, str]) -> dict[str, str]:
+    """``sql_alchemy_conn`` (psycopg2) and ``sql_alchemy_conn_async`` (asyncpg) from
+    AIRFLOW_DB_*, unless the connection is given whole.
+
+    The async URL is spelled out because Airflow 3.3.1 derives it by swapping the driver
+    only (``settings._get_async_conn_uri_from_sync``): the query string is kept, and asyncpg
+    refuses psycopg2's ``sslmode`` (``connect() got an unexpected keyword argument``), while
+    it takes the same modes as ``ssl=``.
+    """
+    if env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"):
+        return {}
+    missing = [
+        name
+        for name in ("AIRFLOW_DB_HOST", "AIRFLOW_DB_USER", "AIRFLOW_DB_PASSWORD")
+        if not env.get(name)
+    ]
+    if missing:
+        raise SystemExit(
+            f"entrypoint: {', '.join(missing)} not set (the database address and the RDS "
+            "secret's username/password), nor AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"
+        )
+    where = (
+        f"{_quote(env['AIRFLOW_DB_USER'])}:{_quote(env['AIRFLOW_DB_PASSWORD'])}"
+        f"@{env['AIRFLOW_DB_HOST']}:{env.get('AIRFLOW_DB_PORT', '5432')}"
+        f"/{_quote(env.get('AIRFLOW_DB_NAME', 'airflow'))}"
+    )
+    mode = env.get("AIRFLOW_DB_SSLMODE", "require")
+    return {
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://{where}?sslmode={mode}",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": f"postgresql+asyncpg://{where}?ssl={mode}",
+    }
+
+
+def prepare_environment(env: MutableMapping[str, str]) -> None:
+    """Turn what ECS passes into Airflow's settings; refuse a missing shared secret."""
+    env.update(database_settings(env))
+    body = env.pop("AIRFLOW_FERNET_KEY_BODY", "")
+    if body and not env.get("AIRFLOW__CORE__FERNET_KEY"):
+        # 43 characters of [A-Za-z0-9] + "=" is url-safe base64 of 32 bytes.
+        env["AIRFLOW__CORE__FERNET_KEY"] = body + "="
+    missing = [name for name in ("AIRFLOW__CORE__FERNET_KEY", *SHARED_SECRETS) if not env.get(name)]
+    if missing:
+        raise SystemExit(
+            f"entrypoint: {', '.join(missing)} not set: every component needs the same "
+            "values (from Secrets Manager), or each would make up its own"
+        )
+    if "FORWARDED_ALLOW_IPS" not in env:
+        # Behind the load balancer; the api-server's security group admits only it.
+        env["FORWARDED_ALLOW_IPS"] = "*"
+
+
+# -- init ----------------------------------------------------------------------------------
+
+
+def _airflow(*args: str, secret: str = "") -> str:
+    """Run one Airflow CLI command, echo its output; raise InitFailed naming it."""
+    shown = " ".join(a if not secret or a != secret else "***" for a in args)
+    print(f"init: airflow {shown}", flush=True)
+    done = subprocess.run(
+        ["airflow", *args], capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL
+    )
+    output = done.stdout + done.stderr
+    sys.stdout.write(output)
+    if done.returncode != 0:
+        errors = [line for line in output.splitlines() if _ERROR_LINE.match(line.strip())]
+        reason = errors[-1].strip() if errors else (output.strip().splitlines() or ["-"])[-1]
+        raise InitFailed(f"`airflow {shown}` failed (exit {done.returncode}): {reason}")
+    return output
+
+
+def parse_pools(raw: str) -> list[dict[str, object]]:
+    """ML_PLATFORM_POOLS: a JSON list of {name, slots, description, include_deferred}."""
+    try:
+        pools = json.loads(raw or "[]")
+    except json.JSONDecodeError as error:
+        raise InitFailed(f"ML_PLATFORM_POOLS is not JSON: {error}") from None
+    if not isinstance(pools, list):
+        raise InitFailed("ML_PLATFORM_POOLS must be a JSON list of pools")
+    for pool in pools:
+        if not isinstance(pool, dict) or not {"name", "slots"} <= pool.keys():
+            raise InitFailed(f"ML_PLATFORM_POOLS: each pool needs a name and slots: {pool!r}")
+    return pools
+
+
+def upsert_pools(pools: Sequence[Mapping[str, object]]) -> None:
+    """Create or update each pool, then read every one back (a pool Airflow did not take
+    fails the deploy, naming it)."""
+    if not pools:
+        return
+    wanted = {
+        str(p["name"]): {
+            "slots": p["slots"],
+            "description": p.get("description", ""),
+            "include_deferred": bool(p.get("include_deferred", False)),
+        }
+        for p in pools
+    }
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "pools.json")
+        with open(path, "w") as out:
+            json.dump(wanted, out)
+        _airflow("pools", "import", path)
+        exported = os.path.join(folder, "exported.json")
+        _airflow("pools", "export", exported)
+        with open(exported) as found_file:
+            found = json.load(found_file)
+    for name, pool in wanted.items():
+        got = found.get(name)
+        if got is None:
+            raise InitFailed(f"pool {name!r} is missing after the import")
+        for key, value in pool.items():
+            if got.get(key) != value:
+                raise InitFailed(f"pool {name!r}: {key} is {got.get(key)!r}, not {value!r}")
+    print(f"init: pools {', '.join(sorted(wanted))} upserted and read back", flush=True)
+
+
+def ensure_admin(env: Mapping[str, str]) -> None:
+    """The first admin, from the secret: created once; its password reset to the secret's
+    on every later init, so rotating the secret and redeploying rotates the login."""
+    username = env.get("AIRFLOW_ADMIN_USERNAME", "")
+    password = env.get("AIRFLOW_ADMIN_PASSWORD", "")
+    if not username or not password:
+        raise InitFailed("AIRFLOW_ADMIN_USERNAME and AIRFLOW_ADMIN_PASSWORD must be set")
+    created = _airflow(
+        "users", "create", "--role", ADMIN_ROLE, "--username", username,
+        "--email", env.get("AIRFLOW_ADMIN_EMAIL", f"{username}@example.invalid"),
+        "--firstname", username, "--lastname", "admin", "--password", password,
+        secret=password,
+    )  # fmt: skip
+    if "already exist" in created:
+        _airflow(
+            "users", "reset-password", "--username", username, "--password", password,
+            secret=password,
+        )  # fmt: skip
+
+
+def init(env: Mapping[str, str]) -> int:
+    try:
+        pools = parse_pools(env.get("ML_PLATFORM_POOLS", ""))
+        _airflow("db", "migrate")
+        ensure_admin(env)
+        upsert_pools(pools)
+    except InitFailed as error:
+        print(f"init failed: {error}", file=sys.stderr, flush=True)
+        return 1
+    print("init: done", flush=True)
+    return 0
+
+
+# -- health --------------------------------------------------------------------------------
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as reply:
+            return bool(reply.status == 200)
+    except (urllib.error.URLError, OSError) as error:
+        print(f"health: {url}: {error}", file=sys.stderr)
+        return False
+
+
+def health(component: str, env: Mapping[str, str]) -> int:
+    if component == "api-server":
+        port = env.get("AIRFLOW__API__PORT", "8080")
+        return 0 if _http_ok(f"http://127.0.0.1:{port}/api/v2/monitor/health") else 1
+    if component == "scheduler":
+        port = env.get("AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT", "8974")
+        return 0 if _http_ok(f"http://127.0.0.1:{port}/health") else 1
+    if component in JOB_TYPES:
+        command = ["airflow", "jobs", "check", "--job-type", JOB_TYPES[component], "--local"]
+        return subprocess.run(command, check=False).returncode
+    print(f"health: unknown component {component!r}; one of {COMPONENTS}", file=sys.stderr)
+    return 2
+
+
+# -- main ----------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str]) -> int:
+    command, *rest = list(argv) or ["help"]
+    if command not in (*COMPONENTS, "init", "health", "airflow"):
+        print(__doc__, file=sys.stderr)
+        return 0 if command in ("help", "--help", "-h") else 2
+    prepare_environment(os.environ)
+    if command == "init":
+        return init(os.environ)
+    if command == "health":
+        return health(rest[0] if rest else "", os.environ)
+    if command == "api-server":
+        rest = ["--proxy-headers", *rest]
+    args = rest if command == "airflow" else [command, *rest]
+    os.execvp("airflow", ["airflow", *args])
+    return 127  # not reached
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
