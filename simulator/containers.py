@@ -5,8 +5,21 @@ The build is the one the CDK CLI's asset publisher runs for a job's image asset:
 staged context in ``cdk.out`` (or ``ImageBuild`` for a model folder), its Dockerfile, its
 build arguments, ``--platform linux/amd64``. One difference, and only in the base: no image
 registry is reachable here, so ``BASE_IMAGE`` is a Debian bookworm root file system made
-with ``debootstrap`` from Debian's packages (Python 3.11 in a venv at ``/usr/local``, as
-``python:3.11-slim`` has it), built once and kept in the engine's storage.
+with ``debootstrap`` from Debian's packages, built once and kept in the engine's storage.
+The Dockerfile's own ``ARG BASE_IMAGE=...python:3.X-slim`` picks which local base:
+
+- ``python:3.11-slim`` (the model images): Debian's Python 3.11 in a venv at
+  ``/usr/local``, as ``python:3.11-slim`` has it.
+- ``python:3.12-slim`` (the self-hosted Airflow image): Debian bookworm has no Python
+  3.12, so this base is minbase + the shared libraries CPython's modules link
+  (libssl3, libsqlite3, libffi8, liblzma5, libbz2, libreadline8, ...) + this machine's
+  pyenv build of 3.12 (``~/.pyenv/versions/3.12.*``, compiled on this same bookworm)
+  copied to ``/usr/local``. Here the local image differs from ``python:3.12-slim``: the
+  patch release is pyenv's (3.12.1 here; python:3.12-slim has the newest 3.12, MWAA
+  3.12.13), CPython is built by pyenv rather than the Docker library's recipe, pip
+  is the one bundled with that release, the base sets ``PIP_CERT`` to the build-time
+  mount of the host's CA bundle (below), and the build passes ``SSL_CERT_FILE`` (for uv)
+  as a build argument to a Dockerfile that declares it.
 
 The engine is podman with the runc runtime (crun refuses this host's cgroup setup), or
 Docker where that is what the machine has (``CONTAINER_ENGINE=docker``); then the
@@ -18,6 +31,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -32,8 +46,22 @@ from constructs_lib.image_build import ImageBuild
 
 ULIMITS = ("--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024")
 BASE_IMAGE = "localhost/ml-platform-base:bookworm-py3.11"
+#: The local base for each ``python:<minor>-slim`` a Dockerfile names in its BASE_IMAGE.
+BASE_IMAGES = {"3.11": BASE_IMAGE, "3.12": "localhost/ml-platform-base:bookworm-py3.12"}
+#: Debian packages holding the shared libraries pyenv's CPython 3.12 links against
+#: (ldd of python3.12 and lib-dynload/*.so on the build host, Tk/X11 left out).
+PY312_LIBRARIES = (
+    "ca-certificates", "libssl3", "libsqlite3-0", "libffi8", "liblzma5", "libbz2-1.0",
+    "libreadline8", "libncursesw6", "zlib1g", "libuuid1", "libexpat1", "libnsl2",
+    "libtirpc3", "libcrypt1",
+)  # fmt: skip
+#: Modules that need those libraries: the base is refused if one does not import.
+PY312_CHECK = "import ssl, sqlite3, ctypes, lzma, bz2, readline, zlib, uuid, hashlib, decimal"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
+#: The self-hosted Airflow image (runtime/image) as ``make containers`` tags it.
+AIRFLOW_VERSION = "3.3.1"
+AIRFLOW_IMAGE = f"localhost/ml-platform-airflow:{AIRFLOW_VERSION}"
 #: Where the host's CA bundle is mounted during a build (pip inside needs it to reach PyPI).
 BUILD_CA = "/run/host-ca.crt"
 #: ECS's reason for a container the kernel killed for its memory limit.
@@ -84,41 +112,99 @@ class Engine:
 
     # -- the base ---------------------------------------------------------------------
 
-    def ensure_base(self) -> str | None:
-        """The local base image (podman); None means the Dockerfile's own (Docker)."""
+    def ensure_base(self, python: str = "3.11") -> str | None:
+        """The local base image for Python ``python`` (podman); None means the
+        Dockerfile's own (Docker)."""
         if not self.is_podman:
             return None
-        if not self.has_image(BASE_IMAGE):
-            self._build_base()
-        return BASE_IMAGE
+        if python not in BASE_IMAGES:
+            raise EngineMissing(
+                f"no local base for Python {python}; local bases: {sorted(BASE_IMAGES)}"
+            )
+        if not self.has_image(BASE_IMAGES[python]):
+            if python == "3.11":
+                self._build_base()
+            else:
+                self._build_base_py312()
+        return BASE_IMAGES[python]
 
-    def _build_base(self) -> None:
+    def _debootstrap(self, root: Path, packages: Sequence[str]) -> None:
         if shutil.which("debootstrap") is None:
             raise EngineMissing("debootstrap is missing: run `make containers`")
+        subprocess.run(
+            ["debootstrap", "--variant=minbase", f"--include={','.join(packages)}",
+             "bookworm", str(root), DEBIAN_MIRROR],
+            check=True, capture_output=True, timeout=900,
+        )  # fmt: skip
+
+    def _import_root(self, root: Path, tag: str, changes: Sequence[str]) -> None:
+        tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
+        args = [arg for change in changes for arg in ("--change", change)]
+        imported = subprocess.run(
+            [*self.command, "import", *args, "-", tag],
+            stdin=tar.stdout, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        tar.wait()
+        if imported.returncode != 0:
+            raise RuntimeError(f"importing the base image {tag} failed: {imported.stderr}")
+
+    def _build_base(self) -> None:
         root = Path(tempfile.mkdtemp(prefix="ml-platform-rootfs-"))
         try:
-            subprocess.run(
-                ["debootstrap", "--variant=minbase",
-                 "--include=python3,python3-venv,ca-certificates",
-                 "bookworm", str(root), DEBIAN_MIRROR],
-                check=True, capture_output=True, timeout=900,
-            )  # fmt: skip
+            self._debootstrap(root, ["python3", "python3-venv", "ca-certificates"])
             # python, pip and site-packages under /usr/local, as in python:3.11-slim.
             subprocess.run(
                 ["chroot", str(root), "python3", "-m", "venv", "/usr/local"],
                 check=True, capture_output=True,
             )  # fmt: skip
-            tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
-            imported = subprocess.run(
-                [*self.command, "import",
-                 "--change", f"ENV PIP_CERT={BUILD_CA}",
-                 "--change", 'CMD ["python3"]',
-                 "-", BASE_IMAGE],
-                stdin=tar.stdout, capture_output=True, text=True, check=False,
+            self._import_root(root, BASE_IMAGE, [f"ENV PIP_CERT={BUILD_CA}", 'CMD ["python3"]'])
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+    def _build_base_py312(self) -> None:
+        """minbase + CPython's shared libraries + pyenv's 3.12 at /usr/local (see the
+        module's docstring for how this differs from python:3.12-slim)."""
+        source = pyenv_python("3.12")
+        root = Path(tempfile.mkdtemp(prefix="ml-platform-rootfs-"))
+        try:
+            self._debootstrap(root, PY312_LIBRARIES)
+            # The interpreter and its standard library; not its tests, IDLE, Tk, the
+            # scripts whose shebangs name the pyenv path, nor site-packages (pip comes
+            # from ensurepip below, as a fresh install would have it).
+            copy = subprocess.Popen(
+                ["tar", "-C", str(source), "-c",
+                 "--exclude=./lib/python3.12/test", "--exclude=./lib/python3.12/idlelib",
+                 "--exclude=./lib/python3.12/tkinter", "--exclude=./lib/python3.12/turtledemo",
+                 "--exclude=./lib/python3.12/lib-dynload/_tkinter*",
+                 "--exclude=./lib/python3.12/site-packages/*",
+                 "--exclude=./lib/python3.12/config-3.12-*/*.a",
+                 "--exclude=./bin/pip*", "--exclude=./bin/idle*", "--exclude=./bin/2to3*",
+                 "--exclude=./bin/pydoc*", "--exclude=./bin/*-config", "--exclude=./bin/*.py",
+                 "."],
+                stdout=subprocess.PIPE,
             )  # fmt: skip
-            tar.wait()
-            if imported.returncode != 0:
-                raise RuntimeError(f"importing the base image failed: {imported.stderr}")
+            subprocess.run(
+                ["tar", "-C", str(root / "usr" / "local"), "-x"],
+                stdin=copy.stdout, check=True, capture_output=True,
+            )  # fmt: skip
+            copy.wait()
+            for command in (
+                ["ldconfig"],
+                ["/usr/local/bin/python3.12", "-m", "ensurepip", "--default-pip"],
+                ["/usr/local/bin/python3.12", "-c", PY312_CHECK],
+            ):
+                done = subprocess.run(
+                    ["chroot", str(root), *command], capture_output=True, text=True, check=False
+                )
+                if done.returncode != 0:
+                    raise RuntimeError(
+                        f"Python 3.12 base: {' '.join(command)} failed:\n{done.stderr[-2000:]}"
+                    )
+            self._import_root(
+                root,
+                BASE_IMAGES["3.12"],
+                [f"ENV PIP_CERT={BUILD_CA}", "ENV LANG=C.UTF-8", 'CMD ["python3"]'],
+            )  # fmt: skip
         finally:
             shutil.rmtree(root, ignore_errors=True)
 
@@ -126,12 +212,15 @@ class Engine:
 
     def build(self, source: BuildSource, tag: str) -> str:
         """Build ``source`` as ``tag``; return the image id. Unchanged: seconds (cache)."""
-        base = self.ensure_base()
+        base = self.ensure_base(source.python)
         args = ["build", "--network", "host", *ULIMITS, "--platform", "linux/amd64"]
         if base is not None:
             args += ["--build-arg", f"BASE_IMAGE={base}"]
             if HOST_CA.is_file():
                 args += ["-v", f"{HOST_CA}:{BUILD_CA}:ro"]
+                if "ARG SSL_CERT_FILE" in (source.context / source.dockerfile).read_text():
+                    # uv reads it; a build argument, so it stays out of the image.
+                    args += ["--build-arg", f"SSL_CERT_FILE={BUILD_CA}"]
         for key, value in source.build_args.items():
             args += ["--build-arg", f"{key}={value}"]
         args += ["-f", str(source.context / source.dockerfile), "-t", tag, str(source.context)]
@@ -178,6 +267,13 @@ class BuildSource:
     dockerfile: str = "Dockerfile"
     build_args: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def python(self) -> str:
+        """The Python minor of the Dockerfile's default base (``python:3.X-slim``)."""
+        text = (self.context / self.dockerfile).read_text()
+        found = re.search(r"^ARG BASE_IMAGE=\S*python:(3\.\d+)", text, re.MULTILINE)
+        return found.group(1) if found else "3.11"
+
     @classmethod
     def of(cls, build: ImageBuild) -> BuildSource:
         return cls(build.context, build.dockerfile, dict(build.build_args))
@@ -195,6 +291,17 @@ class BuildSource:
                     dict(source.get("dockerBuildArgs", {})),
                 )
         raise KeyError(f"no image asset {asset_hash} in {cdk_out}")
+
+
+def pyenv_python(minor: str) -> Path:
+    """The newest pyenv build of Python ``minor`` on this machine (its prefix folder)."""
+    found = sorted(
+        Path.home().glob(f".pyenv/versions/{minor}.*/bin/python{minor}"),
+        key=lambda p: [int(n) for n in p.parents[1].name.split(".") if n.isdigit()],
+    )
+    if not found:
+        raise EngineMissing(f"no Python {minor} under ~/.pyenv/versions for the local base")
+    return found[-1].parents[1]
 
 
 def kernel_oom_killed(container_id: str) -> bool:
@@ -280,6 +387,9 @@ def main() -> None:
     started = time.perf_counter()
     base = engine.ensure_base()
     timings = {"base_s": round(time.perf_counter() - started, 1)}
+    started = time.perf_counter()
+    engine.ensure_base("3.12")
+    timings["base_py312_s"] = round(time.perf_counter() - started, 1)
     for name in model_folders(repo / MODELS_DIR):
         started = time.perf_counter()
         image = engine.build(
@@ -287,6 +397,18 @@ def main() -> None:
         )
         timings[name] = round(time.perf_counter() - started, 1)
         print(f"image {name}: {image[:19]} built in {timings[name]} s", flush=True)
+    # The self-hosted Airflow image (its lock layer is the slow one; a job change only
+    # rebuilds the manifest layer). The manifest of the last synth, if any.
+    from constructs_lib.airflow_image import stage_airflow_image
+
+    manifests = sorted((repo / "cdk.out" / "manifests").glob("*.json"), reverse=True)
+    manifest = json.loads(manifests[0].read_text()) if manifests else {}
+    started = time.perf_counter()
+    image = engine.build(
+        BuildSource(stage_airflow_image(manifest, version=AIRFLOW_VERSION)), AIRFLOW_IMAGE
+    )
+    timings["airflow"] = round(time.perf_counter() - started, 1)
+    print(f"image airflow: {image[:19]} built in {timings['airflow']} s", flush=True)
     engine_name = " ".join(engine.command)
     print(f"containers: {engine_name}, base {base or 'from the Dockerfiles'} "
           f"({timings['base_s']} s); {json.dumps(timings)}")  # fmt: skip
