@@ -119,7 +119,123 @@ def mwaa_environment(home: Path, plugins_zip: Path | None = None) -> dict[str, s
     }
 
 
-class LocalAirflow:
+class AirflowQueries:
+    """What tests and the demo ask a running Airflow, through its metadata database and
+    its task log folder: shared by ``LocalAirflow`` and the self-hosted containers
+    (``simulator.selfhosted``)."""
+
+    home: Path
+    database: LocalPostgres
+
+    def start(self) -> AirflowQueries:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def _check_alive(self) -> None:
+        """Raise when a component has exited."""
+
+    def query(self, sql: str, *params: Any) -> list[dict[str, Any]]:
+        """Rows of Airflow's metadata database."""
+        with (
+            contextlib.closing(psycopg2.connect(self.database.dsn)) as connection,
+            connection.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cursor,
+        ):
+            cursor.execute(sql, params)
+            return [dict(row) for row in cursor.fetchall()]
+
+    def wait_for_dags(self, dag_ids: list[str], timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = {row["dag_id"] for row in self.query("select dag_id from dag")}
+            if set(dag_ids) <= found:
+                return
+            self._check_alive()
+            time.sleep(1)
+        errors = "\n".join(
+            row["stacktrace"] for row in self.query("select stacktrace from import_error")
+        )
+        raise TimeoutError(
+            f"DAGs {dag_ids} not parsed in {timeout} s; see {self.home}/dag-processor.log"
+            + (f"\nimport errors:\n{errors}" if errors else "")
+        )
+
+    def trigger(self, dag_id: str, run_id: str) -> str:
+        """Unpause ``dag_id`` and start run ``run_id``; return the run id."""
+        raise NotImplementedError
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 300) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            rows = self.query(
+                "select state from dag_run where dag_id=%s and run_id=%s", dag_id, run_id
+            )
+            if rows and rows[0]["state"] in ("success", "failed"):
+                return str(rows[0]["state"])
+            self._check_alive()
+            time.sleep(1)
+        raise TimeoutError(f"{dag_id} {run_id} did not finish in {timeout} s")
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        return self.query(
+            "select task_id, map_index, state, try_number, pool, start_date, end_date "
+            "from task_instance where dag_id=%s and run_id=%s order by task_id, map_index",
+            dag_id,
+            run_id,
+        )
+
+    def trigger_owner(self, dag_id: str, run_id: str, task_id: str, map_index: int) -> int | None:
+        """The triggerer job that runs this task instance's trigger, if any."""
+        rows = self.query(
+            'select t.triggerer_id from task_instance ti join "trigger" t on t.id = ti.trigger_id '
+            "where ti.dag_id=%s and ti.run_id=%s and ti.task_id=%s and ti.map_index=%s",
+            dag_id,
+            run_id,
+            task_id,
+            map_index,
+        )
+        owner = rows[0]["triggerer_id"] if rows else None
+        return None if owner is None else int(owner)
+
+    def live_triggerer_jobs(self) -> list[int]:
+        """Triggerer jobs Airflow counts as alive (a heartbeat within the threshold)."""
+        rows = self.query(
+            "select id from job where job_type='TriggererJob' and end_date is null "
+            "and latest_heartbeat > now() - make_interval(secs => %s) order by id",
+            HEALTH_CHECK_SECONDS,
+        )
+        return [int(row["id"]) for row in rows]
+
+    def task_log(
+        self, dag_id: str, run_id: str, task_id: str, map_index: int = -1, attempt: int = 1
+    ) -> str:
+        folder = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+        if map_index >= 0:
+            folder = folder / f"map_index={map_index}"
+        path = folder / f"attempt={attempt}.log"
+        return path.read_text() if path.exists() else ""
+
+    def failure_message(
+        self, dag_id: str, run_id: str, task_id: str, map_index: int, tries: int
+    ) -> str:
+        """The failure message a user reads in the task log (the exception the try
+        raised), newest try first; empty when no try failed."""
+        for attempt in range(tries, 0, -1):
+            log = self.task_log(dag_id, run_id, task_id, map_index, attempt=attempt)
+            for line in reversed(log.splitlines()):
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                for detail in record.get("error_detail") or []:
+                    value = str(detail.get("exc_value", ""))
+                    if value:
+                        return value
+        return ""
+
+
+class LocalAirflow(AirflowQueries):
     """A local Airflow for one environment.
 
     :param home: a fresh AIRFLOW_HOME.
@@ -223,6 +339,11 @@ class LocalAirflow:
         self._wait_for_api()
         self.create_pools()
         return self
+
+    def trigger(self, dag_id: str, run_id: str) -> str:
+        self.airflow("dags", "unpause", dag_id)
+        self.airflow("dags", "trigger", dag_id, "--run-id", run_id)
+        return run_id
 
     def create_pools(self) -> dict[str, Any]:
         """Run the deploy-time pools handler against this Airflow, through InvokeRestApi."""
@@ -348,107 +469,6 @@ class LocalAirflow:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-    # -- what tests and the demo ask ------------------------------------------------------
-
-    def query(self, sql: str, *params: Any) -> list[dict[str, Any]]:
-        """Rows of Airflow's metadata database."""
-        with (
-            contextlib.closing(psycopg2.connect(self.database.dsn)) as connection,
-            connection.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cursor,
-        ):
-            cursor.execute(sql, params)
-            return [dict(row) for row in cursor.fetchall()]
-
-    def wait_for_dags(self, dag_ids: list[str], timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = {row["dag_id"] for row in self.query("select dag_id from dag")}
-            if set(dag_ids) <= found:
-                return
-            self._check_alive()
-            time.sleep(1)
-        errors = "\n".join(
-            row["stacktrace"] for row in self.query("select stacktrace from import_error")
-        )
-        raise TimeoutError(
-            f"DAGs {dag_ids} not parsed in {timeout} s; see {self.home}/dag-processor.log"
-            + (f"\nimport errors:\n{errors}" if errors else "")
-        )
-
-    def trigger(self, dag_id: str, run_id: str) -> str:
-        self.airflow("dags", "unpause", dag_id)
-        self.airflow("dags", "trigger", dag_id, "--run-id", run_id)
-        return run_id
-
-    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 300) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            rows = self.query(
-                "select state from dag_run where dag_id=%s and run_id=%s", dag_id, run_id
-            )
-            if rows and rows[0]["state"] in ("success", "failed"):
-                return str(rows[0]["state"])
-            self._check_alive()
-            time.sleep(1)
-        raise TimeoutError(f"{dag_id} {run_id} did not finish in {timeout} s")
-
-    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-        return self.query(
-            "select task_id, map_index, state, try_number, pool, start_date, end_date "
-            "from task_instance where dag_id=%s and run_id=%s order by task_id, map_index",
-            dag_id,
-            run_id,
-        )
-
-    def trigger_owner(self, dag_id: str, run_id: str, task_id: str, map_index: int) -> int | None:
-        """The triggerer job that runs this task instance's trigger, if any."""
-        rows = self.query(
-            'select t.triggerer_id from task_instance ti join "trigger" t on t.id = ti.trigger_id '
-            "where ti.dag_id=%s and ti.run_id=%s and ti.task_id=%s and ti.map_index=%s",
-            dag_id,
-            run_id,
-            task_id,
-            map_index,
-        )
-        owner = rows[0]["triggerer_id"] if rows else None
-        return None if owner is None else int(owner)
-
-    def live_triggerer_jobs(self) -> list[int]:
-        """Triggerer jobs Airflow counts as alive (a heartbeat within the threshold)."""
-        rows = self.query(
-            "select id from job where job_type='TriggererJob' and end_date is null "
-            "and latest_heartbeat > now() - make_interval(secs => %s) order by id",
-            HEALTH_CHECK_SECONDS,
-        )
-        return [int(row["id"]) for row in rows]
-
-    def task_log(
-        self, dag_id: str, run_id: str, task_id: str, map_index: int = -1, attempt: int = 1
-    ) -> str:
-        folder = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
-        if map_index >= 0:
-            folder = folder / f"map_index={map_index}"
-        path = folder / f"attempt={attempt}.log"
-        return path.read_text() if path.exists() else ""
-
-    def failure_message(
-        self, dag_id: str, run_id: str, task_id: str, map_index: int, tries: int
-    ) -> str:
-        """The failure message a user reads in the task log (the exception the try
-        raised), newest try first; empty when no try failed."""
-        for attempt in range(tries, 0, -1):
-            log = self.task_log(dag_id, run_id, task_id, map_index, attempt=attempt)
-            for line in reversed(log.splitlines()):
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                for detail in record.get("error_detail") or []:
-                    value = str(detail.get("exc_value", ""))
-                    if value:
-                        return value
-        return ""
 
     def _check_alive(self) -> None:
         for component, process in self.processes.items():

@@ -7,9 +7,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from simulator.airflow_local import LocalAirflow
+from simulator.airflow_local import AirflowQueries, LocalAirflow
 from simulator.bootstrap import bootstrap, deployed_airflow, model_behaviours
 from simulator.fargate import ContainerBehaviour, FargateSimulator
+from simulator.selfhosted import self_hosted_airflow
 from simulator.server import LocalAws
 
 REGION = "us-east-1"
@@ -45,7 +46,12 @@ class LocalPlatform:
         3.3 fails a deferred task whose trigger fires before the scheduler has seen the
         worker exit (apache/airflow#67287, #72716); real Fargate needs ~60 s to start.
     :param min_run_seconds: each task stays RUNNING at least this long.
+    :param backend: ``"mwaa"`` (``LocalAirflow``: MWAA's runtime and layout as processes)
+        or ``"self-hosted"`` (the self-hosted image's components as containers,
+        ``simulator.selfhosted``).
     """
+
+    BACKENDS = ("mwaa", "self-hosted")
 
     def __init__(
         self,
@@ -57,7 +63,11 @@ class LocalPlatform:
         start_latency: float = 6.0,
         min_run_seconds: float = 2.0,
         behaviour: Callable[[str], ContainerBehaviour] | None = None,
+        backend: str = "mwaa",
     ) -> None:
+        if backend not in self.BACKENDS:
+            raise ValueError(f"backend {backend!r}: one of {self.BACKENDS}")
+        self.backend = backend
         self.cdk_out = cdk_out
         self.env = env
         self.home = home or Path(tempfile.mkdtemp(prefix="ml-platform-airflow-"))
@@ -71,7 +81,7 @@ class LocalPlatform:
         )
         self.aws = LocalAws(self.simulator)
         self.manifest: dict[str, Any] = {}
-        self.airflow: LocalAirflow | None = None
+        self.airflow: AirflowQueries | None = None
 
     def __enter__(self) -> LocalPlatform:
         self.aws.start()
@@ -86,7 +96,14 @@ class LocalPlatform:
                     self.manifest, self.cdk_out, self.env, min_seconds=self.min_run_seconds
                 )
             )
-            self.airflow = local_airflow(self.cdk_out, self.env, self.aws, self.home, self.manifest)
+            if self.backend == "self-hosted":
+                self.airflow = self_hosted_airflow(
+                    self.cdk_out, self.env, self.aws.endpoint_url, REGION, self.home, self.manifest
+                )
+            else:
+                self.airflow = local_airflow(
+                    self.cdk_out, self.env, self.aws, self.home, self.manifest
+                )
             self.airflow.start()
             self.airflow.wait_for_dags([job["name"] for job in self.manifest["jobs"]])
         except BaseException:
