@@ -2,28 +2,40 @@
 
 from config.environments import ENVIRONMENTS
 from config.model import (
+    AirflowBackend,
     AirflowConfig,
+    AirflowDatabase,
+    AirflowUi,
     Capacity,
     ComputeConfig,
     ConfigError,
     EcsBudget,
     EnvironmentConfig,
+    MwaaConfig,
     NetworkConfig,
     Pool,
     RemovalPolicy,
+    SelfHostedAirflowConfig,
+    ServiceSize,
     WebserverAccess,
 )
 
 __all__ = [
     "ENVIRONMENTS",
+    "AirflowBackend",
     "AirflowConfig",
+    "AirflowDatabase",
+    "AirflowUi",
     "Capacity",
     "ComputeConfig",
     "ConfigError",
     "EcsBudget",
     "EnvironmentConfig",
+    "MwaaConfig",
     "NetworkConfig",
     "Pool",
     "RemovalPolicy",
+    "SelfHostedAirflowConfig",
+    "ServiceSize",
     "WebserverAccess",
 ]

@@ -1,15 +1,22 @@
-"""The environments this repository deploys. Edit values here, never in constructs."""
+"""The environments this repository deploys. Edit values here, never in constructs.
+
+``dev`` runs Airflow on Amazon MWAA, ``prod`` runs its own Airflow on ECS Fargate
+(README: choosing a backend); jobs, manifest, DAGs and runtime package are the same.
+"""
 
 from __future__ import annotations
 
 from config.model import (
-    AirflowConfig,
+    AirflowDatabase,
+    AirflowUi,
     Capacity,
     ComputeConfig,
     EnvironmentConfig,
+    MwaaConfig,
     NetworkConfig,
     Pool,
     RemovalPolicy,
+    SelfHostedAirflowConfig,
     WebserverAccess,
 )
 
@@ -19,7 +26,7 @@ DEV = EnvironmentConfig(
     name="dev",
     network=NetworkConfig(cidr="10.40.0.0/16", nat_gateways=0, interface_endpoints=True),
     compute=ComputeConfig(default_capacity=Capacity.SPOT),
-    airflow=AirflowConfig(
+    airflow=MwaaConfig(
         environment_class="mw1.small",
         min_workers=1,
         max_workers=2,
@@ -42,12 +49,17 @@ PROD = EnvironmentConfig(
     compute=ComputeConfig(
         default_capacity=Capacity.SPOT_WITH_FALLBACK, enhanced_container_insights=True
     ),
-    airflow=AirflowConfig(
-        environment_class="mw1.medium",
-        min_workers=2,
-        max_workers=10,
+    airflow=SelfHostedAirflowConfig(
+        # Two triggerers watch the pools' 2,200 deferred tasks (1,500 each at most), and
+        # each spends half the ECS budget. A range (min < max) scales them on CPU, but
+        # each then gets 1/max of the budget (README: choosing a backend).
+        min_triggerers=2,
+        max_triggerers=2,
+        triggerer_capacity=1500,
         schedulers=2,
-        webserver_access=WebserverAccess.PRIVATE,
+        api_servers=2,
+        database=AirflowDatabase(instance_class="t4g.medium", multi_az=True),
+        ui=AirflowUi(certificate_parameter="/mlp-prod/airflow/certificate-arn"),
     ),
     log_retention_days=90,
     removal_policy=RemovalPolicy.RETAIN,

@@ -15,6 +15,7 @@ from types import MappingProxyType
 
 from config.airflow_versions import MWAA_RUNTIMES
 from ml_platform.contract import (
+    FARGATE_SIZES,
     MAX_MAP_LENGTH_MAX,
     Capacity,
     DeclarationError,
@@ -24,16 +25,22 @@ from ml_platform.contract import (
 )
 
 __all__ = [
+    "AirflowBackend",
     "AirflowConfig",
+    "AirflowDatabase",
+    "AirflowUi",
     "Capacity",
     "ComputeConfig",
     "ConfigError",
     "EcsBudget",
     "EnvironmentConfig",
     "LogRetention",
+    "MwaaConfig",
     "NetworkConfig",
     "Pool",
     "RemovalPolicy",
+    "SelfHostedAirflowConfig",
+    "ServiceSize",
     "WebserverAccess",
 ]
 
@@ -45,6 +52,11 @@ class ConfigError(DeclarationError):
 class RemovalPolicy(StrEnum):
     DESTROY = "destroy"
     RETAIN = "retain"
+
+
+class AirflowBackend(StrEnum):
+    MWAA = "mwaa"
+    SELF_HOSTED = "self-hosted"
 
 
 class WebserverAccess(StrEnum):
@@ -130,7 +142,7 @@ class ComputeConfig:
 
 
 @dataclass(frozen=True)
-class AirflowConfig:
+class MwaaConfig:
     """The Amazon MWAA environment."""
 
     #: The newest Airflow on MWAA (Airflow 3 is required: DAGs use airflow.sdk).
@@ -146,6 +158,8 @@ class AirflowConfig:
     triggerer_capacity: int = 1000
     weekly_maintenance_window_start: str = "SUN:03:00"
     log_level: str = "INFO"
+
+    backend = AirflowBackend.MWAA
 
     @property
     def triggerers(self) -> int:
@@ -205,6 +219,209 @@ class AirflowConfig:
         return out
 
 
+#: PostgreSQL majors Airflow 3 supports (its set-up-database page lists 14-18); the
+#: config names a minor that RDS offers (RDS then applies newer minors itself).
+POSTGRES_VERSION = re.compile(r"^(14|15|16|17|18)\.\d{1,2}$")
+#: RDS burstable and general-purpose classes sized for an Airflow metadata database.
+DATABASE_CLASSES = (
+    "t4g.micro", "t4g.small", "t4g.medium", "t4g.large",
+    "m7g.large", "m7g.xlarge", "r7g.large", "r7g.xlarge",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ServiceSize:
+    """One Airflow component's Fargate task size (a valid Fargate CPU/memory pair)."""
+
+    cpu: int
+    memory_mib: int
+
+    def problems(self, field_name: str) -> list[str]:
+        if self.memory_mib not in FARGATE_SIZES.get(self.cpu, ()):
+            return [
+                f"field '{field_name}': {self.cpu} CPU units with {self.memory_mib} MiB is not "
+                f"a Fargate size; allowed CPU units: {sorted(FARGATE_SIZES)}, each with the "
+                "memory sizes of the Fargate task-size table"
+            ]
+        return []
+
+
+@dataclass(frozen=True)
+class AirflowDatabase:
+    """Airflow's metadata database: RDS for PostgreSQL, encrypted, password generated into
+    Secrets Manager."""
+
+    instance_class: str = "t4g.small"
+    postgres_version: str = "16.13"
+    allocated_storage_gib: int = 20
+    multi_az: bool = True
+    deletion_protection: bool = True
+    backup_retention_days: int = 7
+
+    def problems(self) -> list[str]:
+        out = []
+        if self.instance_class not in DATABASE_CLASSES:
+            out.append(
+                f"field 'airflow.database.instance_class': {self.instance_class!r}; "
+                f"allowed: {DATABASE_CLASSES}"
+            )
+        if not POSTGRES_VERSION.match(self.postgres_version):
+            out.append(
+                f"field 'airflow.database.postgres_version': {self.postgres_version!r} must "
+                "be a PostgreSQL 14-18 minor version such as '16.13'"
+            )
+        if not 20 <= self.allocated_storage_gib <= 1000:
+            out.append(
+                f"field 'airflow.database.allocated_storage_gib': "
+                f"{self.allocated_storage_gib} must be 20-1000"
+            )
+        if not 1 <= self.backup_retention_days <= 35:
+            out.append(
+                f"field 'airflow.database.backup_retention_days': "
+                f"{self.backup_retention_days} must be 1-35"
+            )
+        return out
+
+
+@dataclass(frozen=True)
+class AirflowUi:
+    """How people reach Airflow's UI and REST API: an HTTPS load balancer.
+
+    The certificate's ARN is read at deploy time from an SSM parameter (the
+    ``certificate_parameter``), so the templates stay account-agnostic; create the
+    certificate in ACM for a name you own and put its ARN there (README).
+    """
+
+    certificate_parameter: str = "/ml-platform/airflow/certificate-arn"
+    #: The name people use (the certificate's): Airflow's links and cookies name it.
+    #: Unset, Airflow answers with relative links under the load balancer's own name.
+    domain_name: str | None = None
+    #: Internal by default; internet-facing needs public subnets and ``allowed_cidrs``.
+    internet_facing: bool = False
+    #: Who may reach port 443; empty means the VPC's own CIDR.
+    allowed_cidrs: tuple[str, ...] = ()
+
+    def problems(self) -> list[str]:
+        out = []
+        if not re.match(r"^/[A-Za-z0-9_.\-/]{1,1010}$", self.certificate_parameter):
+            out.append(
+                f"field 'airflow.ui.certificate_parameter': {self.certificate_parameter!r} "
+                "must be an SSM parameter name starting with '/'"
+            )
+        if self.domain_name is not None and not re.match(
+            r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$", self.domain_name
+        ):
+            out.append(f"field 'airflow.ui.domain_name': {self.domain_name!r} is not a DNS name")
+        for cidr in self.allowed_cidrs:
+            if not re.match(r"^(\d{1,3}\.){3}\d{1,3}/([0-9]|[12]\d|3[0-2])$", cidr):
+                out.append(f"field 'airflow.ui.allowed_cidrs': {cidr!r} is not an IPv4 CIDR")
+            elif cidr.endswith("/0"):
+                out.append(
+                    f"field 'airflow.ui.allowed_cidrs': {cidr!r} opens the UI to every "
+                    "address; name the networks that need it"
+                )
+        if self.internet_facing and not self.allowed_cidrs:
+            out.append(
+                "field 'airflow.ui.allowed_cidrs': an internet-facing UI needs the CIDRs "
+                "allowed to reach it"
+            )
+        return out
+
+
+@dataclass(frozen=True)
+class SelfHostedAirflowConfig:
+    """Airflow 3 on ECS Fargate: api-server behind an HTTPS load balancer, scheduler with
+    the LocalExecutor, dag-processor, triggerers scaled on CPU, RDS for PostgreSQL.
+
+    The LocalExecutor is enough here: every chunk of a job defers at once, so a task
+    process lives for seconds; the waiting happens in the triggerers.
+    """
+
+    #: A version of the MWAA version table: the image installs its parity lock.
+    version: str = "3.3.1"
+    #: Upper bound of any job's fan-out (chunks per run).
+    max_map_length: int = 4096
+    #: Deferred tasks one triggerer watches (Airflow's default is 1000).
+    triggerer_capacity: int = 1000
+    min_triggerers: int = 2
+    max_triggerers: int = 4
+    #: Target average CPU of the triggerers; ECS adds or removes triggerers to hold it.
+    triggerer_cpu_target_percent: int = 60
+    schedulers: int = 1
+    api_servers: int = 2
+    #: Task processes one scheduler's LocalExecutor runs at once (``core.parallelism``).
+    parallelism: int = 32
+    api_server_size: ServiceSize = field(default_factory=lambda: ServiceSize(1024, 2048))
+    scheduler_size: ServiceSize = field(default_factory=lambda: ServiceSize(2048, 4096))
+    dag_processor_size: ServiceSize = field(default_factory=lambda: ServiceSize(1024, 2048))
+    triggerer_size: ServiceSize = field(default_factory=lambda: ServiceSize(1024, 2048))
+    database: AirflowDatabase = field(default_factory=AirflowDatabase)
+    ui: AirflowUi = field(default_factory=AirflowUi)
+    #: The first admin of the FAB auth manager; the password is generated into Secrets
+    #: Manager.
+    admin_username: str = "admin"
+    log_level: str = "INFO"
+
+    backend = AirflowBackend.SELF_HOSTED
+
+    @property
+    def triggerers(self) -> int:
+        """Triggerers sharing the ECS budget: each gets its share at the largest count,
+        so the sum never exceeds the budget however many run."""
+        return self.max_triggerers
+
+    def problems(self) -> list[str]:
+        out = []
+        if self.version not in MWAA_RUNTIMES:
+            out.append(
+                f"field 'airflow.version': {self.version!r} has no pinned runtime "
+                f"(config/airflow_versions.py); allowed: {sorted(MWAA_RUNTIMES)}"
+            )
+        if not 1 <= self.max_map_length <= MAX_MAP_LENGTH_MAX:
+            out.append(
+                f"field 'airflow.max_map_length': {self.max_map_length} must be "
+                f"1-{MAX_MAP_LENGTH_MAX}"
+            )
+        if not 1 <= self.triggerer_capacity <= 10_000:
+            out.append(
+                f"field 'airflow.triggerer_capacity': {self.triggerer_capacity} must be 1-10000"
+            )
+        if not 1 <= self.min_triggerers <= self.max_triggerers <= 20:
+            out.append(
+                f"field 'airflow.min_triggerers'/'max_triggerers': {self.min_triggerers}/"
+                f"{self.max_triggerers} must satisfy 1 <= min <= max <= 20"
+            )
+        if not 20 <= self.triggerer_cpu_target_percent <= 90:
+            out.append(
+                f"field 'airflow.triggerer_cpu_target_percent': "
+                f"{self.triggerer_cpu_target_percent} must be 20-90"
+            )
+        if not 1 <= self.schedulers <= 4:
+            out.append(f"field 'airflow.schedulers': {self.schedulers} must be 1-4")
+        if not 1 <= self.api_servers <= 10:
+            out.append(f"field 'airflow.api_servers': {self.api_servers} must be 1-10")
+        if not 1 <= self.parallelism <= 256:
+            out.append(f"field 'airflow.parallelism': {self.parallelism} must be 1-256")
+        for name in ("api_server", "scheduler", "dag_processor", "triggerer"):
+            out += getattr(self, f"{name}_size").problems(f"airflow.{name}_size")
+        out += self.database.problems() + self.ui.problems()
+        if not re.match(r"^[a-z][a-z0-9_.-]{1,63}$", self.admin_username):
+            out.append(
+                f"field 'airflow.admin_username': {self.admin_username!r} must be 2-64 "
+                "lowercase letters, digits, '_', '.', '-', starting with a letter"
+            )
+        if self.log_level not in ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"):
+            out.append(
+                f"field 'airflow.log_level': {self.log_level!r}; allowed: CRITICAL, ERROR, "
+                "WARNING, INFO, DEBUG"
+            )
+        return out
+
+
+#: Either backend; ``airflow.backend`` says which.
+AirflowConfig = MwaaConfig | SelfHostedAirflowConfig
+
+
 @dataclass(frozen=True)
 class EnvironmentConfig:
     """One deployable environment (a CDK stage)."""
@@ -215,7 +432,7 @@ class EnvironmentConfig:
     region: str | None = None
     network: NetworkConfig = field(default_factory=NetworkConfig)
     compute: ComputeConfig = field(default_factory=ComputeConfig)
-    airflow: AirflowConfig = field(default_factory=AirflowConfig)
+    airflow: AirflowConfig = field(default_factory=MwaaConfig)
     ecs_budget: EcsBudget = field(default_factory=EcsBudget)
     log_retention_days: LogRetention = 30
     removal_policy: RemovalPolicy = RemovalPolicy.RETAIN
@@ -252,7 +469,14 @@ class EnvironmentConfig:
                 "(the look-up is per account and region)"
             )
         out += self.network.problems() + self.compute.problems()
-        out += self.airflow.problems() + self.ecs_budget.problems()
+        if not isinstance(self.airflow, MwaaConfig | SelfHostedAirflowConfig):
+            out.append(
+                f"field 'airflow': {type(self.airflow).__name__}; allowed: MwaaConfig or "
+                "SelfHostedAirflowConfig"
+            )
+        else:
+            out += self.airflow.problems() + self._self_hosted_problems()
+        out += self.ecs_budget.problems()
         if not isinstance(self.removal_policy, RemovalPolicy):
             out.append(
                 f"field 'removal_policy': {self.removal_policy!r}; allowed: "
@@ -276,6 +500,35 @@ class EnvironmentConfig:
                 f"declared: {names}"
             )
         out += tag_problems(self.tags, "tags")
+        return out
+
+    def _self_hosted_problems(self) -> list[str]:
+        """What a self-hosted Airflow needs from the rest of the environment."""
+        airflow = self.airflow
+        if not isinstance(airflow, SelfHostedAirflowConfig):
+            return []
+        out = []
+        if self.removal_policy is RemovalPolicy.RETAIN and not (
+            airflow.database.multi_az and airflow.database.deletion_protection
+        ):
+            out.append(
+                "field 'airflow.database': an environment that retains its data "
+                "(removal_policy RETAIN) needs multi_az=True and deletion_protection=True"
+            )
+        if airflow.ui.internet_facing and self.network.nat_gateways == 0:
+            out.append(
+                "field 'airflow.ui.internet_facing': needs public subnets, which this VPC "
+                "has only with network.nat_gateways >= 1"
+            )
+        deferred = sum(pool.slots for pool in self.pools)
+        ceiling = airflow.max_triggerers * airflow.triggerer_capacity
+        if deferred > ceiling:
+            out.append(
+                f"field 'airflow.max_triggerers': the pools hold up to {deferred} deferred "
+                f"tasks but {airflow.max_triggerers} triggerers x capacity "
+                f"{airflow.triggerer_capacity} watch only {ceiling}; raise max_triggerers "
+                "or triggerer_capacity"
+            )
         return out
 
     @property

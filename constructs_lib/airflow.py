@@ -19,7 +19,7 @@ from aws_cdk import aws_s3_deployment as s3deploy
 from aws_cdk import custom_resources as cr
 from constructs import Construct, IConstruct
 
-from config.model import AirflowConfig
+from config.model import MwaaConfig
 from constructs_lib.acknowledgements import (
     DEPLOY_TIME_HANDLER_SKIPS,
     NIST,
@@ -102,7 +102,7 @@ class MwaaEnvironment(Construct):
         id: str,
         *,
         environment_name: str,
-        config: AirflowConfig,
+        config: MwaaConfig,
         vpc: ec2.IVpc,
         subnets: Sequence[ec2.ISubnet],
         dags_directory: str,
@@ -276,6 +276,11 @@ class MwaaEnvironment(Construct):
         )
         self.plugins_version_reader = version
         return key, version.get_response_field("VersionId")
+
+    @property
+    def job_role(self) -> iam.IRole:
+        """The role Airflow runs the jobs with: MWAA's execution role."""
+        return self.execution_role
 
     @property
     def arn(self) -> str:

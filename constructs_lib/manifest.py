@@ -66,6 +66,33 @@ def localize(value: Any, stack: cdk.Stack) -> Any:
     return value
 
 
+def deploy_time_values(deployed: Any, local: Any) -> dict[str, str]:
+    """Each placeholder of the local copy, without its ``${`` ``}`` (``LogicalId``,
+    ``AWS::Region``) -> its token in ``deployed``.
+
+    What an image that bakes the local copy needs at start to fill the placeholders in
+    (CloudFormation resolves the tokens when they travel as environment variables; a
+    ``${...}`` spelled in a template would read as an Fn::Sub that is not one).
+    """
+    if isinstance(deployed, dict):
+        return {
+            k: v
+            for key in deployed
+            for k, v in deploy_time_values(deployed[key], local[key]).items()
+        }
+    if isinstance(deployed, list | tuple):
+        return {
+            k: v
+            for d, lo in zip(deployed, local, strict=True)
+            for k, v in deploy_time_values(d, lo).items()
+        }
+    if isinstance(deployed, str) and deployed != local:
+        if not (local.startswith("${") and local.endswith("}")):
+            raise ValueError(f"a deploy-time value inside a longer string: {local!r}")
+        return {local[2:-1]: deployed}
+    return {}
+
+
 def local_manifest(platform: JobPlatform) -> dict[str, Any]:
     """The synth-time copy, checked against the schema the DAG side uses."""
     manifest: dict[str, Any] = localize(build_manifest(platform), cdk.Stack.of(platform.cluster))

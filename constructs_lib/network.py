@@ -45,6 +45,8 @@ class PlatformNetwork(Construct):
     :param config: the environment's network settings.
     :param log_group_prefix: name prefix of the flow-log group (``<prefix>/vpc-flow-logs``).
     :param log_retention_days / removal_policy: for the flow-log group and its key.
+    :param mwaa_endpoints: add the endpoints MWAA needs without a NAT (a self-hosted
+        Airflow needs only the tasks' endpoints).
     """
 
     def __init__(
@@ -55,6 +57,7 @@ class PlatformNetwork(Construct):
         config: NetworkConfig,
         log_group_prefix: str,
         removal_policy: cdk.RemovalPolicy,
+        mwaa_endpoints: bool = True,
     ) -> None:
         super().__init__(scope, id)
         private_type = (
@@ -71,9 +74,16 @@ class PlatformNetwork(Construct):
                 ip_addresses=ec2.IpAddresses.cidr(config.cidr),
                 max_azs=config.max_azs,
                 nat_gateways=config.nat_gateways,
-                # Public subnets exist only to host NAT gateways.
+                # Public subnets exist only to host NAT gateways (and an internet-facing
+                # load balancer, when config asks for one); nothing gets a public IP.
                 subnet_configuration=(
-                    [ec2.SubnetConfiguration(name="Public", subnet_type=ec2.SubnetType.PUBLIC)]
+                    [
+                        ec2.SubnetConfiguration(
+                            name="Public",
+                            subnet_type=ec2.SubnetType.PUBLIC,
+                            map_public_ip_on_launch=False,
+                        )
+                    ]
                     if config.nat_gateways
                     else []
                 )
@@ -87,6 +97,15 @@ class PlatformNetwork(Construct):
                 enable_dns_hostnames=True,
                 enable_dns_support=True,
                 restrict_default_security_group=True,
+            )
+        for public in self.vpc.public_subnets:
+            acknowledge(
+                public,
+                "VPCNoUnrestrictedRouteToIGW",
+                "A public subnet's route to the internet gateway is what it is for: it "
+                "hosts only NAT gateways and, if config asks, an internet-facing load "
+                "balancer; tasks and Airflow run in the private subnets.",
+                pack=NIST,
             )
         #: Where Fargate tasks and Airflow run.
         if isinstance(self.vpc, ec2.Vpc):
@@ -144,7 +163,7 @@ class PlatformNetwork(Construct):
                 "HTTPS from the VPC",
             )
             endpoints = dict(TASK_ENDPOINTS)
-            if config.nat_gateways == 0:
+            if config.nat_gateways == 0 and mwaa_endpoints:
                 endpoints |= AIRFLOW_ENDPOINTS
             for name, service in endpoints.items():
                 self.vpc.add_interface_endpoint(

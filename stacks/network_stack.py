@@ -3,7 +3,7 @@ from __future__ import annotations
 import aws_cdk as cdk
 from constructs import Construct
 
-from config.model import EnvironmentConfig
+from config.model import AirflowBackend, EnvironmentConfig
 from constructs_lib.defaults import removal
 from constructs_lib.network import PlatformNetwork
 
@@ -18,6 +18,7 @@ class NetworkStack(cdk.Stack):
             config=config.network,
             log_group_prefix=f"/{config.prefix}",
             removal_policy=removal(config.removal_policy),
+            mwaa_endpoints=config.airflow.backend is AirflowBackend.MWAA,
         )
 
     @property

@@ -73,5 +73,6 @@ class PlatformStage(cdk.Stage):
             config=config,
             platform=self.platform,
             manifest=build_manifest(self.platform),
+            local_manifest=self.manifest,
         )
         self.network, self.compute = network, compute

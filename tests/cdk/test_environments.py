@@ -8,12 +8,18 @@ import pytest
 
 from config import (
     ENVIRONMENTS,
-    AirflowConfig,
+    AirflowBackend,
+    AirflowDatabase,
+    AirflowUi,
     ConfigError,
     EcsBudget,
     EnvironmentConfig,
+    MwaaConfig,
     NetworkConfig,
     Pool,
+    RemovalPolicy,
+    SelfHostedAirflowConfig,
+    ServiceSize,
 )
 
 POOLS = (Pool("batch", 10),)
@@ -25,10 +31,14 @@ def make(**overrides: Any) -> EnvironmentConfig:
     return EnvironmentConfig(**props)
 
 
-def test_shipped_environments_differ_only_in_values() -> None:
+def test_shipped_environments_use_each_backend() -> None:
     dev, prod = ENVIRONMENTS["dev"], ENVIRONMENTS["prod"]
+    assert isinstance(dev.airflow, MwaaConfig) and dev.airflow.backend is AirflowBackend.MWAA
     assert dev.airflow.webserver_access.value == "PUBLIC_ONLY"
-    assert prod.airflow.webserver_access.value == "PRIVATE_ONLY"
+    assert isinstance(prod.airflow, SelfHostedAirflowConfig)
+    assert prod.airflow.backend is AirflowBackend.SELF_HOSTED
+    assert not prod.airflow.ui.internet_facing  # never by default
+    assert prod.airflow.database.multi_az and prod.airflow.database.deletion_protection
     assert dev.removal_policy.value == "destroy" and prod.removal_policy.value == "retain"
     assert dev.log_retention_days < prod.log_retention_days
 
@@ -66,26 +76,93 @@ def test_shipped_environments_differ_only_in_values() -> None:
             "network.flow_log_retention_days",
             "allowed",
         ),
-        ({"airflow": AirflowConfig(version="2.10.3")}, "airflow.version", "allowed: ['3.3.1']"),
+        ({"airflow": MwaaConfig(version="2.10.3")}, "airflow.version", "allowed: ['3.3.1']"),
         (
-            {"airflow": AirflowConfig(environment_class="mw1.huge")},
+            {"airflow": MwaaConfig(environment_class="mw1.huge")},
             "airflow.environment_class",
             "mw1.micro",
         ),
         (
-            {"airflow": AirflowConfig(min_workers=5, max_workers=2)},
+            {"airflow": MwaaConfig(min_workers=5, max_workers=2)},
             "airflow.min_workers",
             "1 <= min <= max <= 25",
         ),
-        ({"airflow": AirflowConfig(schedulers=1)}, "airflow.schedulers", "2-5"),
-        ({"airflow": AirflowConfig(max_map_length=0)}, "airflow.max_map_length", "1-100000"),
-        ({"airflow": AirflowConfig(triggerer_capacity=0)}, "airflow.triggerer_capacity", "1-10000"),
+        ({"airflow": MwaaConfig(schedulers=1)}, "airflow.schedulers", "2-5"),
+        ({"airflow": MwaaConfig(max_map_length=0)}, "airflow.max_map_length", "1-100000"),
+        ({"airflow": MwaaConfig(triggerer_capacity=0)}, "airflow.triggerer_capacity", "1-10000"),
         (
-            {"airflow": AirflowConfig(weekly_maintenance_window_start="SUNDAY 3am")},
+            {"airflow": MwaaConfig(weekly_maintenance_window_start="SUNDAY 3am")},
             "airflow.weekly_maintenance_window_start",
             "'SUN:03:00'",
         ),
-        ({"airflow": AirflowConfig(log_level="LOUD")}, "airflow.log_level", "CRITICAL, ERROR"),
+        ({"airflow": MwaaConfig(log_level="LOUD")}, "airflow.log_level", "CRITICAL, ERROR"),
+        (
+            {"airflow": SelfHostedAirflowConfig(version="3.0.0")},
+            "airflow.version",
+            "allowed: ['3.3.1']",
+        ),
+        (
+            {"airflow": SelfHostedAirflowConfig(min_triggerers=3, max_triggerers=2)},
+            "airflow.min_triggerers",
+            "1 <= min <= max <= 20",
+        ),
+        (
+            {"airflow": SelfHostedAirflowConfig(scheduler_size=ServiceSize(256, 4096))},
+            "airflow.scheduler_size",
+            "not a Fargate size",
+        ),
+        (
+            {"airflow": SelfHostedAirflowConfig(database=AirflowDatabase(instance_class="x1"))},
+            "airflow.database.instance_class",
+            "t4g.micro",
+        ),
+        (
+            {"airflow": SelfHostedAirflowConfig(database=AirflowDatabase(postgres_version="16"))},
+            "airflow.database.postgres_version",
+            "such as '16.13'",
+        ),
+        (
+            {"airflow": SelfHostedAirflowConfig(ui=AirflowUi(certificate_parameter="cert"))},
+            "airflow.ui.certificate_parameter",
+            "starting with '/'",
+        ),
+        (
+            {"airflow": SelfHostedAirflowConfig(ui=AirflowUi(allowed_cidrs=("0.0.0.0/0",)))},
+            "airflow.ui.allowed_cidrs",
+            "opens the UI to every address",
+        ),
+        (
+            {"airflow": SelfHostedAirflowConfig(ui=AirflowUi(internet_facing=True))},
+            "airflow.ui.allowed_cidrs",
+            "needs the CIDRs allowed to reach it",
+        ),
+        (
+            {
+                "airflow": SelfHostedAirflowConfig(
+                    ui=AirflowUi(internet_facing=True, allowed_cidrs=("203.0.113.0/24",))
+                )
+            },
+            "airflow.ui.internet_facing",
+            "network.nat_gateways >= 1",
+        ),
+        (
+            {
+                "airflow": SelfHostedAirflowConfig(
+                    database=AirflowDatabase(multi_az=False, deletion_protection=False)
+                ),
+                "removal_policy": RemovalPolicy.RETAIN,
+            },
+            "airflow.database",
+            "needs multi_az=True and deletion_protection=True",
+        ),
+        (
+            {
+                "airflow": SelfHostedAirflowConfig(max_triggerers=2, triggerer_capacity=100),
+                "pools": (Pool("batch", 500),),
+            },
+            "airflow.max_triggerers",
+            "the pools hold up to 500 deferred tasks but 2 triggerers x capacity 100",
+        ),
         (
             {"ecs_budget": EcsBudget(launch_rate=40)},
             "ecs_budget.launch_rate",

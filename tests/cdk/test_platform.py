@@ -173,15 +173,15 @@ def test_dag_bucket_is_private_versioned_encrypted_and_ssl_only(
 
 
 def test_mwaa_environment(synthesized: Synthesized) -> None:
-    template = Template.from_json(synthesized.template("prod", "Airflow"))
+    template = Template.from_json(synthesized.template("dev", "Airflow"))
     log = {"Enabled": True, "LogLevel": "INFO"}
     template.has_resource_properties(
         "AWS::MWAA::Environment",
         {
-            "Name": "mlp-prod-airflow",
+            "Name": "mlp-dev-airflow",
             "AirflowVersion": "3.3.1",
-            "EnvironmentClass": "mw1.medium",
-            "WebserverAccessMode": "PRIVATE_ONLY",
+            "EnvironmentClass": "mw1.small",
+            "WebserverAccessMode": "PUBLIC_ONLY",
             "DagS3Path": "dags",
             "NetworkConfiguration": {
                 "SubnetIds": Match.any_value(),
@@ -213,17 +213,22 @@ def test_max_map_length_covers_the_largest_fan_out(synthesized: Synthesized) -> 
             if job["partitions"]["kind"] == "static"
         )
         assert largest == 2000
-        options = next(
-            iter(
-                Template.from_json(synthesized.template(env, "Airflow"))
-                .find_resources("AWS::MWAA::Environment")
-                .values()
-            )
-        )
-        assert (
-            int(options["Properties"]["AirflowConfigurationOptions"]["core.max_map_length"])
-            >= largest
-        )
+        template = Template.from_json(synthesized.template(env, "Airflow"))
+        mwaa = list(template.find_resources("AWS::MWAA::Environment").values())
+        if mwaa:
+            options = mwaa[0]["Properties"]["AirflowConfigurationOptions"]
+            assert int(options["core.max_map_length"]) >= largest
+        else:  # self-hosted: every Airflow container has the option
+            definitions = template.find_resources("AWS::ECS::TaskDefinition").values()
+            values = {
+                variable["Value"]
+                for definition in definitions
+                for container in definition["Properties"]["ContainerDefinitions"]
+                for variable in container["Environment"]
+                if variable["Name"] == "AIRFLOW__CORE__MAX_MAP_LENGTH"
+            }
+            assert len(definitions) == 5 and len(values) == 1
+            assert int(values.pop()) >= largest
 
 
 def test_mwaa_security_group_admits_only_itself(synthesized: Synthesized) -> None:
@@ -315,7 +320,7 @@ def test_runtime_package_is_deployed_as_plugins_zip_with_its_version(
 
 
 def test_mwaa_is_created_after_its_execution_role_policy(synthesized: Synthesized) -> None:
-    template = synthesized.template("prod", "Airflow")
+    template = synthesized.template("dev", "Airflow")
     (environment,) = [
         name for name, r in template["Resources"].items() if r["Type"] == "AWS::MWAA::Environment"
     ]
@@ -329,18 +334,18 @@ def test_mwaa_is_created_after_its_execution_role_policy(synthesized: Synthesize
 
 
 def test_pools_are_upserted_and_read_back_at_deploy_time(synthesized: Synthesized) -> None:
-    template = synthesized.template("prod", "Airflow")
+    template = synthesized.template("dev", "Airflow")
     (upsert,) = resources(template, "Custom::AirflowPools")
-    assert upsert["Properties"]["EnvironmentName"] == "mlp-prod-airflow"
+    assert upsert["Properties"]["EnvironmentName"] == "mlp-dev-airflow"
     assert json.loads(upsert["Properties"]["Pools"]) == [
-        {"name": "forecast", "slots": 2000, "description": "Location forecast Fargate tasks",
+        {"name": "forecast", "slots": 50, "description": "Location forecast Fargate tasks",
          "include_deferred": True},
-        {"name": "pricing", "slots": 150, "description": "Dynamic pricing Fargate tasks",
+        {"name": "pricing", "slots": 20, "description": "Dynamic pricing Fargate tasks",
          "include_deferred": True},
-        {"name": "batch", "slots": 50, "description": "Everything else", "include_deferred": True},
+        {"name": "batch", "slots": 10, "description": "Everything else", "include_deferred": True},
     ]  # fmt: skip
     # The same pools as the manifest the DAGs read.
-    assert json.loads(upsert["Properties"]["Pools"]) == synthesized.manifest("prod")["pools"]
+    assert json.loads(upsert["Properties"]["Pools"]) == synthesized.manifest("dev")["pools"]
     # Only after the environment exists.
     assert any("MwaaEnvironment" in d for d in upsert["DependsOn"])
     handlers = [
@@ -355,4 +360,4 @@ def test_pools_are_upserted_and_read_back_at_deploy_time(synthesized: Synthesize
         if s["Action"] == "airflow:InvokeRestApi"
     ]
     assert len(statements) == 1
-    assert statements[0]["Resource"]["Fn::Join"][1][-1] == ":role/mlp-prod-airflow/Op"
+    assert statements[0]["Resource"]["Fn::Join"][1][-1] == ":role/mlp-dev-airflow/Op"

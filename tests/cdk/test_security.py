@@ -11,10 +11,19 @@ from typing import Any
 
 import pytest
 
+from config import ENVIRONMENTS, AirflowBackend
 from constructs_lib.job_checks import SECRET_LIKE
 from tests.conftest import EXAMPLE_JOBS, Synthesized
 
+#: One environment per Airflow backend: every test below runs over both.
 ENVS = ["dev", "prod"]
+assert {ENVIRONMENTS[env].airflow.backend for env in ENVS} == set(AirflowBackend)
+#: The role each backend runs the jobs with: MWAA's execution role, or the task role of
+#: the self-hosted scheduler and triggerers.
+AIRFLOW_JOB_ROLE = {
+    AirflowBackend.MWAA: "MwaaExecutionRole",
+    AirflowBackend.SELF_HOSTED: "SelfHostedJobRole",
+}
 # Values that look like credentials, whatever the variable is called.
 SECRET_VALUE = re.compile(r"AKIA[0-9A-Z]{16}|-----BEGIN|password=|://[^/\s:]+:[^@\s]+@", re.I)
 
@@ -47,7 +56,10 @@ def statements_of_role(
 
 
 def airflow_statements(synthesized: Synthesized, env: str) -> list[dict[str, Any]]:
-    return statements_of_role(synthesized, env, "MwaaExecutionRole")
+    role = AIRFLOW_JOB_ROLE[ENVIRONMENTS[env].airflow.backend]
+    statements = statements_of_role(synthesized, env, role)
+    assert statements, role
+    return statements
 
 
 # -- Airflow's role ---------------------------------------------------------------------
@@ -90,6 +102,11 @@ def test_airflow_runs_this_environments_job_families_and_nothing_else(
     for other in other_environments(env):
         for job in synthesized.manifest(other)["jobs"]:
             assert not fnmatch.fnmatchcase(job["task_definition_family"], family_pattern)
+    # Nor Airflow's own task definitions (self-hosted: api-server, scheduler, init, ...).
+    jobs = {job["task_definition_family"] for job in synthesized.manifest(env)["jobs"]}
+    for _, _, definition in resources(synthesized, "AWS::ECS::TaskDefinition", env):
+        family = definition["Properties"]["Family"]
+        assert (family in jobs) == fnmatch.fnmatchcase(family, family_pattern), family
     # Only on this environment's cluster, exported by its Compute stack.
     assert list(statement["Condition"]["ArnEquals"]) == ["ecs:cluster"]
     cluster = statement["Condition"]["ArnEquals"]["ecs:cluster"]
@@ -134,12 +151,12 @@ def test_airflow_reads_logs_only_of_its_environments_jobs_and_its_own(
             a.startswith(("logs:Get", "logs:Filter")) or a == "logs:*" for a in as_list(s["Action"])
         )
     ]
-    patterns = {arn_text(r) for s in reads for r in as_list(s["Resource"])}
-    job_patterns = {p for p in patterns if f"airflow-mlp-{env}-" not in p}
-    assert {p.split(":log-group:")[1] for p in job_patterns} == {
-        f"/mlp-{env}/jobs/*",
-        f"/mlp-{env}/jobs/*:log-stream:*",
-    }
+    groups = {arn_text(r).split(":log-group:")[1] for s in reads for r in as_list(s["Resource"])}
+    # Airflow's own logs: MWAA's log groups, or the self-hosted task-log group.
+    own = {g for g in groups if g.startswith((f"airflow-mlp-{env}-", f"/mlp-{env}/airflow/"))}
+    if ENVIRONMENTS[env].airflow.backend is AirflowBackend.SELF_HOSTED:
+        assert own, groups  # task logs, read back by the UI
+    assert groups - own == {f"/mlp-{env}/jobs/*", f"/mlp-{env}/jobs/*:log-stream:*"}
     # The log groups under that prefix, in any environment, are exactly this one's jobs'.
     under_prefix = {
         group["Properties"].get("LogGroupName")
@@ -235,7 +252,9 @@ def test_every_bucket_is_private_encrypted_versioned_and_ssl_only(
     synthesized: Synthesized,
 ) -> None:
     buckets = list(resources(synthesized, "AWS::S3::Bucket"))
-    assert len(buckets) == 4  # DAG and access-log buckets, per environment
+    # MWAA: the DAG bucket and its access logs; self-hosted: the load balancer's logs.
+    per_backend = {AirflowBackend.MWAA: 2, AirflowBackend.SELF_HOSTED: 1}
+    assert len(buckets) == sum(per_backend[ENVIRONMENTS[env].airflow.backend] for env in ENVS)
     policies = [
         (name, p["Properties"]) for name, _, p in resources(synthesized, "AWS::S3::BucketPolicy")
     ]
@@ -258,8 +277,20 @@ def test_every_bucket_is_private_encrypted_versioned_and_ssl_only(
 
 def test_every_log_group_has_retention_and_a_customer_key(synthesized: Synthesized) -> None:
     groups = list(resources(synthesized, "AWS::Logs::LogGroup"))
-    jobs = sum(len(synthesized.manifest(env)["jobs"]) for env in synthesized.stages)
-    assert len(groups) == len(synthesized.stages) + jobs  # flow logs, and one per job
+    for env in ENVS:
+        names = {
+            g["Properties"]["LogGroupName"]
+            for _, _, g in resources(synthesized, "AWS::Logs::LogGroup", env)
+        }
+        jobs = {job["logs"]["group"] for job in synthesized.manifest(env)["jobs"]}
+        airflow = {n for n in names if n.startswith(f"/mlp-{env}/airflow/")}
+        database = {n for n in names if n.startswith(f"/aws/rds/instance/mlp-{env}-airflow/")}
+        # Flow logs, one per job, and (self-hosted) each Airflow component's and the
+        # database's: nothing that CloudWatch would create without retention or a key.
+        assert names == {f"/mlp-{env}/vpc-flow-logs"} | jobs | airflow | database
+        if ENVIRONMENTS[env].airflow.backend is AirflowBackend.SELF_HOSTED:
+            assert {f"/mlp-{env}/airflow/{c}" for c in ("scheduler", "task-logs")} <= airflow
+            assert len(database) == 2
     for name, logical_id, group in groups:
         assert group["Properties"]["RetentionInDays"] > 0, (name, logical_id)
         assert "KmsKeyId" in group["Properties"], (name, logical_id)
@@ -286,6 +317,24 @@ def test_no_secret_travels_as_a_plaintext_variable(synthesized: Synthesized) -> 
 # -- Airflow's web server ---------------------------------------------------------------------
 
 
-def test_the_prod_webserver_is_private(synthesized: Synthesized) -> None:
-    (environment,) = [e for _, _, e in resources(synthesized, "AWS::MWAA::Environment", "prod")]
-    assert environment["Properties"]["WebserverAccessMode"] == "PRIVATE_ONLY"
+def test_airflows_ui_is_as_private_as_config_says(synthesized: Synthesized) -> None:
+    (mwaa,) = [e for _, _, e in resources(synthesized, "AWS::MWAA::Environment", "dev")]
+    assert mwaa["Properties"]["WebserverAccessMode"] == "PUBLIC_ONLY"  # dev's config
+    # Self-hosted: an internal load balancer, HTTPS only, reachable from the VPC only.
+    (balancer,) = [b for _, _, b in resources(synthesized, LOAD_BALANCER, "prod")]
+    assert balancer["Properties"]["Scheme"] == "internal"
+    listeners = [listener for _, _, listener in resources(synthesized, LISTENER, "prod")]
+    assert [(lr["Properties"]["Port"], lr["Properties"]["Protocol"]) for lr in listeners] == [
+        (443, "HTTPS")
+    ]
+    (group_id,) = [g["Fn::GetAtt"][0] for g in balancer["Properties"]["SecurityGroups"]]
+    (group,) = [
+        g for _, i, g in resources(synthesized, "AWS::EC2::SecurityGroup", "prod") if i == group_id
+    ]
+    assert [(r["CidrIp"], r["FromPort"]) for r in group["Properties"]["SecurityGroupIngress"]] == [
+        (ENVIRONMENTS["prod"].network.cidr, 443)
+    ]
+
+
+LOAD_BALANCER = "AWS::ElasticLoadBalancingV2::LoadBalancer"
+LISTENER = "AWS::ElasticLoadBalancingV2::Listener"
