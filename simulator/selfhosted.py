@@ -102,6 +102,13 @@ def airflow_build_source(
     return dataclasses.replace(deployed, context=local)
 
 
+def _json_or_text(body: bytes) -> Any:
+    try:
+        return json.loads(body or b"null")
+    except json.JSONDecodeError:  # an HTML page (FAB's Flask views answer some paths)
+        return body.decode(errors="replace")
+
+
 class InitFailed(RuntimeError):
     """The image's ``init`` command exited non-zero."""
 
@@ -217,6 +224,20 @@ class SelfHostedAirflow(AirflowQueries):
         return self.engine(
             "run", "--rm", *self._container_args(command[0], environment), self.build(),
             *command, check=False, timeout=timeout,
+        )  # fmt: skip
+
+    def exec(self, component: str, *command: str) -> subprocess.CompletedProcess[str]:
+        """A command inside a running component's container (as ECS runs a health check:
+        same container, same hostname, same environment)."""
+        container = self.containers[component].name
+        return self.engine("exec", container, *command, check=False, timeout=120)
+
+    def health_check(self, component: str) -> subprocess.CompletedProcess[str]:
+        """The image's ``health <component>`` command, in that component's container."""
+        component_type = "triggerer" if component.startswith("triggerer") else component
+        return self.exec(
+            component, "/opt/airflow/.venv/bin/python", "/opt/airflow/entrypoint.py",
+            "health", component_type,
         )  # fmt: skip
 
     def init(self, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -338,9 +359,9 @@ class SelfHostedAirflow(AirflowQueries):
         )
         try:
             with urllib.request.urlopen(request, timeout=60) as reply:
-                return reply.status, json.loads(reply.read() or b"null")
+                return reply.status, _json_or_text(reply.read())
         except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read() or b"null")
+            return error.code, _json_or_text(error.read())
 
     def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         status, answer = self.rest(method, f"/api/v2{path}", body=body)
