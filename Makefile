@@ -30,6 +30,8 @@ help:
 	@echo "make schema     regenerate schemas/job-manifest.schema.json"
 	@echo "make demo       run the example jobs end to end on 127.0.0.1 (after make synth)"
 	@echo "                  JOB=<name>  PARTITIONS=<n, or values a,b,c>  RETRIES=<n, default 0>"
+	@echo "                  BACKEND=self-hosted: on the self-hosted Airflow image's containers"
+	@echo "                  and PostgreSQL (the prod environment) instead of MWAA's runtime"
 	@echo "make faults     the fault matrix: each failure through a real Airflow, as a table"
 	@echo "make bench      2,000 tasks at the top of the hour: the stock operator vs this platform"
 	@echo "                  BENCH_ARGS='--tasks 10000 --paths platform' (see --help)"
@@ -138,7 +140,8 @@ clean:
 demo: install containers
 	@test -f $(OUT)/manifests/dev.json || { echo "run 'make synth' first"; exit 2; }
 	$(PY) -m simulator.demo --cdk-out $(OUT) $(if $(JOB),--job $(JOB)) \
-		$(if $(PARTITIONS),--partitions '$(PARTITIONS)') $(if $(RETRIES),--retries $(RETRIES))
+		$(if $(PARTITIONS),--partitions '$(PARTITIONS)') $(if $(RETRIES),--retries $(RETRIES)) \
+		$(if $(BACKEND),--backend $(BACKEND))
 
 # BENCH_ARGS="--tasks 10000" for the large burst; see `python -m bench.burst --help`.
 bench: install

@@ -10,6 +10,11 @@ the other jobs and exits 1 naming the job. Retries are capped for the
 demo (``--retries``, 0 by default) so that a broken model shows at once.
 
     make demo [JOB=dynamic-pricing] [PARTITIONS=3 | PARTITIONS=market-001,market-002]
+              [BACKEND=self-hosted]
+
+``BACKEND=self-hosted`` runs the same DAGs on the self-hosted backend instead: the
+Airflow image's components as containers against PostgreSQL (``simulator.selfhosted``),
+for the environment that deploys it (prod, unless ``--env`` says otherwise).
 """
 
 from __future__ import annotations
@@ -139,7 +144,16 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--cdk-out", type=Path, default=Path("cdk.out"))
-    parser.add_argument("--env", default="dev")
+    parser.add_argument(
+        "--backend",
+        choices=LocalPlatform.BACKENDS,
+        default="mwaa",
+        help="mwaa: MWAA's runtime as local processes (default); self-hosted: the "
+        "self-hosted image's containers",
+    )
+    parser.add_argument(
+        "--env", default=None, help="environment (default: dev; prod for --backend self-hosted)"
+    )
     parser.add_argument(
         "--job", action="append", default=[], help="run only this job (repeatable; default: all)"
     )
@@ -162,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         "--run-seconds", type=float, default=2.0, help="each task stays RUNNING at least this long"
     )
     args = parser.parse_args(argv)
+    args.env = args.env or ("prod" if args.backend == "self-hosted" else "dev")
     if not (args.cdk_out / "manifests" / f"{args.env}.json").is_file():
         print(
             f"no {args.cdk_out}/manifests/{args.env}.json: run `make synth` first", file=sys.stderr
@@ -174,9 +189,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"demo: no job {unknown} in environment {args.env!r}; jobs: {known}", file=sys.stderr)
         return 2
     started = time.monotonic()
+    how = (
+        "the self-hosted Airflow image's containers (init, then api-server, scheduler, "
+        "dag-processor, triggerer) against PostgreSQL"
+        if args.backend == "self-hosted"
+        else "Airflow (api-server, scheduler, dag-processor, triggerer)"
+    )
     print(
-        "starting the local AWS endpoint and Airflow (api-server, scheduler, "
-        f"dag-processor, triggerer); retries capped at {args.retries} for the demo ...",
+        f"starting the local AWS endpoint and {how} for {args.env!r}; retries capped at "
+        f"{args.retries} for the demo ...",
         flush=True,
     )
     with LocalPlatform(
@@ -185,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         customize=demo_manifest(args.job, args.partitions, args.retries),
         start_latency=args.start_latency,
         min_run_seconds=args.run_seconds,
+        backend=args.backend,
     ) as platform:
         airflow = platform.airflow
         assert airflow is not None
