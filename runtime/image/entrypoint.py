@@ -78,20 +78,22 @@ def database_settings(env: Mapping[str, str]) -> dict[str, str]:
     }
 
 
-def prepare_environment(env: MutableMapping[str, str], *, strict: bool = True) -> None:
-    """Turn what ECS passes into Airflow's settings; refuse a missing shared secret
-    (``strict=False``, for a one-off ``airflow ...`` command: refuse nothing)."""
+def prepare_environment(
+    env: MutableMapping[str, str], *, secrets: bool = True, database: bool = True
+) -> None:
+    """Turn what ECS passes into Airflow's settings. Refuse a missing shared secret
+    (``secrets``: the long-running components) or database setting (``database``)."""
     try:
         env.update(database_settings(env))
     except SystemExit:
-        if strict:
+        if database:
             raise
     body = env.pop("AIRFLOW_FERNET_KEY_BODY", "")
     if body and not env.get("AIRFLOW__CORE__FERNET_KEY"):
         # 43 characters of [A-Za-z0-9] + "=" is url-safe base64 of 32 bytes.
         env["AIRFLOW__CORE__FERNET_KEY"] = body + "="
     missing = [name for name in ("AIRFLOW__CORE__FERNET_KEY", *SHARED_SECRETS) if not env.get(name)]
-    if missing and strict:
+    if missing and secrets:
         raise SystemExit(
             f"entrypoint: {', '.join(missing)} not set: every component needs the same "
             "values (from Secrets Manager), or each would make up its own"
@@ -233,7 +235,10 @@ def main(argv: Sequence[str]) -> int:
     if command not in (*COMPONENTS, "init", "health", "airflow"):
         print(__doc__, file=sys.stderr)
         return 0 if command in ("help", "--help", "-h") else 2
-    prepare_environment(os.environ, strict=command != "airflow")
+    # init needs the database only; a one-off `airflow ...` command refuses nothing.
+    prepare_environment(
+        os.environ, secrets=command in (*COMPONENTS, "health"), database=command != "airflow"
+    )
     if command == "init":
         return init(os.environ)
     if command == "health":

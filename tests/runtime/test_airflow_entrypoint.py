@@ -74,6 +74,12 @@ def test_a_missing_shared_secret_stops_the_component_naming_it(
         entrypoint.prepare_environment(env)
 
 
+def test_init_needs_the_database_but_not_the_shared_secrets(entrypoint: Any) -> None:
+    env = {k: v for k, v in SECRETS.items() if not k.startswith("AIRFLOW__")}
+    entrypoint.prepare_environment(env, secrets=False)
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://")
+
+
 def test_a_missing_database_credential_is_named(entrypoint: Any) -> None:
     env = {k: v for k, v in SECRETS.items() if k != "AIRFLOW_DB_PASSWORD"}
     with pytest.raises(SystemExit, match="AIRFLOW_DB_PASSWORD"):
