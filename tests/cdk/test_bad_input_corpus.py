@@ -14,7 +14,18 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_ecs as ecs
 
-from config import ENVIRONMENTS, Capacity, ConfigError, EnvironmentConfig, Pool
+from config import (
+    ENVIRONMENTS,
+    AirflowDatabase,
+    AirflowUi,
+    Capacity,
+    ConfigError,
+    EnvironmentConfig,
+    Pool,
+    RemovalPolicy,
+    SelfHostedAirflowConfig,
+    ServiceSize,
+)
 from constructs_lib.job import JobConfigError, JobImage, MlJob, Partitions
 from stacks.jobs_stack import JobsStack
 from stacks.platform_app import build_app, synth
@@ -41,6 +52,19 @@ def net(**kw: Any) -> dict[str, Any]:
 
 def air(**kw: Any) -> dict[str, Any]:
     return {"airflow": replace(DEV.airflow, **kw)}
+
+
+def hosted(**kw: Any) -> dict[str, Any]:
+    """dev on the self-hosted backend, one field changed."""
+    return {"airflow": replace(SelfHostedAirflowConfig(), **kw)}
+
+
+def database(**kw: Any) -> dict[str, Any]:
+    return hosted(database=replace(AirflowDatabase(), **kw))
+
+
+def ui(**kw: Any) -> dict[str, Any]:
+    return hosted(ui=replace(AirflowUi(), **kw))
 
 
 def budget(**kw: Any) -> dict[str, Any]:
@@ -137,6 +161,62 @@ ENVS = [
     Bad("airflow.weekly_maintenance_window_start", "'SUN:03:00'",
         env=air(weekly_maintenance_window_start="Sunday 3am")),
     Bad("airflow.log_level", "CRITICAL, ERROR, WARNING, INFO, DEBUG", env=air(log_level="LOUD")),
+    Bad("airflow", "MwaaConfig or SelfHostedAirflowConfig", env={"airflow": "mwaa"}),
+    Bad("self_hosted.version", "has no pinned runtime", env=hosted(version="2.10.3"),
+        names="airflow.version"),
+    Bad("self_hosted.max_map_length", "must be 1-100000", env=hosted(max_map_length=0),
+        names="airflow.max_map_length"),
+    Bad("self_hosted.triggerer_capacity", "must be 1-10000", env=hosted(triggerer_capacity=0),
+        names="airflow.triggerer_capacity"),
+    Bad("self_hosted.min_triggerers", "1 <= min <= max <= 20", env=hosted(min_triggerers=0),
+        names="airflow.min_triggerers'/'max_triggerers"),
+    Bad("self_hosted.max_triggerers", "hold up to 80 deferred tasks but 1 triggerers x "
+        "capacity 10 watch only 10",
+        env=hosted(min_triggerers=1, max_triggerers=1, triggerer_capacity=10),
+        names="airflow.max_triggerers"),
+    Bad("self_hosted.triggerer_cpu_target_percent", "must be 20-90",
+        env=hosted(triggerer_cpu_target_percent=99), names="airflow.triggerer_cpu_target_percent"),
+    Bad("self_hosted.schedulers", "must be 1-4", env=hosted(schedulers=0),
+        names="airflow.schedulers"),
+    Bad("self_hosted.api_servers", "must be 1-10", env=hosted(api_servers=0),
+        names="airflow.api_servers"),
+    Bad("self_hosted.parallelism", "must be 1-256", env=hosted(parallelism=0),
+        names="airflow.parallelism"),
+    Bad("self_hosted.api_server_size", "not a Fargate size",
+        env=hosted(api_server_size=ServiceSize(1000, 2048)), names="airflow.api_server_size"),
+    Bad("self_hosted.scheduler_size", "not a Fargate size",
+        env=hosted(scheduler_size=ServiceSize(2048, 1024)), names="airflow.scheduler_size"),
+    Bad("self_hosted.dag_processor_size", "not a Fargate size",
+        env=hosted(dag_processor_size=ServiceSize(256, 4096)), names="airflow.dag_processor_size"),
+    Bad("self_hosted.triggerer_size", "not a Fargate size",
+        env=hosted(triggerer_size=ServiceSize(512, 512)), names="airflow.triggerer_size"),
+    Bad("self_hosted.admin_username", "2-64 lowercase letters", env=hosted(admin_username="Root!"),
+        names="airflow.admin_username"),
+    Bad("self_hosted.log_level", "CRITICAL, ERROR", env=hosted(log_level="LOUD"),
+        names="airflow.log_level"),
+    Bad("self_hosted.database.instance_class", "t4g.micro", env=database(instance_class="big"),
+        names="airflow.database.instance_class"),
+    Bad("self_hosted.database.postgres_version", "such as '16.13'",
+        env=database(postgres_version="9.6.1"), names="airflow.database.postgres_version"),
+    Bad("self_hosted.database.allocated_storage_gib", "must be 20-1000",
+        env=database(allocated_storage_gib=5), names="airflow.database.allocated_storage_gib"),
+    Bad("self_hosted.database.backup_retention_days", "must be 1-35",
+        env=database(backup_retention_days=0), names="airflow.database.backup_retention_days"),
+    Bad("self_hosted.database.multi_az", "needs multi_az=True",
+        env={**database(multi_az=False), "removal_policy": RemovalPolicy.RETAIN},
+        names="airflow.database"),
+    Bad("self_hosted.database.deletion_protection", "deletion_protection=True",
+        env={**database(deletion_protection=False), "removal_policy": RemovalPolicy.RETAIN},
+        names="airflow.database"),
+    Bad("self_hosted.ui.certificate_parameter", "starting with '/'",
+        env=ui(certificate_parameter="arn"), names="airflow.ui.certificate_parameter"),
+    Bad("self_hosted.ui.domain_name", "is not a DNS name", env=ui(domain_name="not a name"),
+        names="airflow.ui.domain_name"),
+    Bad("self_hosted.ui.internet_facing", "network.nat_gateways >= 1",
+        env=ui(internet_facing=True, allowed_cidrs=("203.0.113.0/24",)),
+        names="airflow.ui.internet_facing"),
+    Bad("self_hosted.ui.allowed_cidrs", "opens the UI to every address",
+        env=ui(allowed_cidrs=("0.0.0.0/0",)), names="airflow.ui.allowed_cidrs"),
     Bad("ecs_budget.launch_rate", "less than or equal to 20", env=budget(launch_rate=50)),
     Bad("ecs_budget.launch_burst", "less than or equal to 100", env=budget(launch_burst=500)),
     Bad("ecs_budget.read_rate", "greater than 0", env=budget(read_rate=0)),
@@ -219,6 +299,14 @@ def test_the_corpus_covers_every_declared_field() -> None:
         kind = type(getattr(DEV, name))
         env_fields |= {f"{name}.{f.name}" for f in dataclasses.fields(kind)}
     env_fields |= {f"pools.{f.name}" for f in dataclasses.fields(Pool)}
+    # The other backend's fields, and those of its nested settings.
+    env_fields |= {"airflow"} | {
+        f"self_hosted.{f.name}"
+        for f in dataclasses.fields(SelfHostedAirflowConfig)
+        if f.name not in ("database", "ui")
+    }
+    for name, kind in (("database", AirflowDatabase), ("ui", AirflowUi)):
+        env_fields |= {f"self_hosted.{name}.{f.name}" for f in dataclasses.fields(kind)}
     assert job_fields - {bad.covers for bad in JOBS} == set()
     assert env_fields - {bad.covers for bad in ENVS} == set()
     assert len(JOBS) + len(ENVS) >= 30

@@ -321,3 +321,17 @@ def test_an_internet_facing_ui_with_scaled_triggerers_synthesizes_clean(tmp_path
     )
     fleet = json.loads((out / "manifests" / "qa.json").read_text())["fleet"]
     assert fleet["launch_rate"] == pytest.approx(20 / 3)  # the budget over 3 triggerers
+
+
+def test_the_readme_quotes_the_cost_comparison_the_prices_give() -> None:
+    from tools.airflow_costs import markdown, monthly_total
+
+    assert markdown() in Path(REPO / "README.md").read_text()
+    # Hand-computed: prod as shipped, list prices of config/prices.py (730 h a month).
+    fargate = 0.04048 * 730, 0.004445 * 730  # per vCPU, per GB
+    services = 2 * (1 * fargate[0] + 2 * fargate[1])  # api-servers
+    services += 2 * (2 * fargate[0] + 4 * fargate[1])  # schedulers
+    services += 3 * (1 * fargate[0] + 2 * fargate[1])  # dag-processor, 2 triggerers
+    database = 2 * (0.065 * 730 + 20 * 0.115)  # t4g.medium, Multi-AZ: two copies
+    rest = (0.0225 + 0.008) * 730 + 5 * 0.40 + 3 * 1.00 + 0.50
+    assert monthly_total(ENVIRONMENTS[ENV]) == pytest.approx(services + database + rest)
