@@ -107,7 +107,8 @@ def bootstrap(cdk_out: Path, env: str, endpoint_url: str, region: str) -> dict[s
         ec2.create_subnet(
             VpcId=vpc, CidrBlock=f"10.40.{i * 16}.0/20", AvailabilityZone=f"{region}{zone}"
         )["Subnet"]["SubnetId"]
-        for i, zone in enumerate("ab")
+        # As many as the environment spreads its tasks over (one per AZ).
+        for i, zone in enumerate("abcdef"[: len(manifest["network"]["subnets"])])
     ]
     group = ec2.create_security_group(GroupName="ml-jobs", Description="ML job tasks", VpcId=vpc)[
         "GroupId"

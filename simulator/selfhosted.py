@@ -30,8 +30,10 @@ Where this differs from AWS, on purpose or because only one machine is here:
   checks or restarts (a component that exits fails the run), ``init`` run by the harness
   instead of the deploy's one-off task; scheduler, dag-processor and triggerer refresh
   faster than their defaults (as ``LocalAirflow``), so a run takes seconds.
-- **Manifest.** The image holds the localized manifest (moto's subnet and security group
-  ids, the demo's cut partitions), not the synthesized one.
+- **Manifest.** The image holds the harness's manifest (schedules off, the demo's cut
+  partitions) in place of the synthesized one, but with the synthesized placeholders for
+  the deploy-time values (``${AWS::Region}``, subnets, security group): the entrypoint
+  fills them in from ``ML_PLATFORM_DEPLOY_VALUES`` (here the simulator's ids), as on ECS.
 """
 
 from __future__ import annotations
@@ -102,6 +104,33 @@ def airflow_build_source(
     return dataclasses.replace(deployed, context=local)
 
 
+#: The manifest's deploy-time values: placeholders in the synthesized copy.
+DEPLOY_TIME_FIELDS = ("region", "network")
+
+
+def with_deploy_placeholders(
+    local: dict[str, Any], synthesized: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """``local`` with the synthesized placeholders back in its deploy-time fields, and
+    each placeholder's local value (what ECS's ``ML_PLATFORM_DEPLOY_VALUES`` holds)."""
+    baked = {**local, **{name: synthesized[name] for name in DEPLOY_TIME_FIELDS}}
+    values: dict[str, str] = {}
+
+    def walk(placeholder: Any, value: Any) -> None:
+        if isinstance(placeholder, dict):
+            for key in placeholder:
+                walk(placeholder[key], value[key])
+        elif isinstance(placeholder, list):
+            for item, local_item in zip(placeholder, value, strict=True):
+                walk(item, local_item)
+        elif isinstance(placeholder, str) and placeholder.startswith("${"):
+            values[placeholder[2:-1]] = value
+
+    for name in DEPLOY_TIME_FIELDS:
+        walk(synthesized[name], local[name])
+    return baked, values
+
+
 def _json_or_text(body: bytes) -> Any:
     try:
         return json.loads(body or b"null")
@@ -134,6 +163,7 @@ class SelfHostedAirflow(AirflowQueries):
         parallelism: int = 16,
         triggerers: int = 1,
         engine: Engine | None = None,
+        deploy_values: dict[str, str] | None = None,
     ) -> None:
         self.home = home
         self.manifest = manifest
@@ -177,6 +207,7 @@ class SelfHostedAirflow(AirflowQueries):
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
             "AIRFLOW_CONN_AWS_DEFAULT": airflow_connection(endpoint_url, region),
             "ML_PLATFORM_POLL_SECONDS": str(poll_seconds),
+            "ML_PLATFORM_DEPLOY_VALUES": json.dumps(deploy_values or {}),
             "NO_PROXY": "127.0.0.1,localhost," + ",".join(self.hostnames()),
         }
         #: What only the deploy-time ``init`` task gets.
@@ -381,10 +412,13 @@ def self_hosted_airflow(
     **options: Any,
 ) -> SelfHostedAirflow:  # fmt: skip
     """The self-hosted backend for ``env``, built from what ``cdk deploy`` would publish."""
+    synthesized = json.loads((cdk_out / "manifests" / f"{env}.json").read_text())
+    baked, values = with_deploy_placeholders(manifest, synthesized)
     return SelfHostedAirflow(
         home,
         manifest,
-        source=airflow_build_source(cdk_out, env, manifest),
+        source=airflow_build_source(cdk_out, env, baked),
+        deploy_values=values,
         endpoint_url=endpoint_url,
         region=region,
         **options,

@@ -5,8 +5,11 @@
     health <component>                                  exit 0 when healthy (ECS check)
     airflow <args...>                                   any Airflow CLI command
 
-Before any of them, the settings ECS passes as separate variables (database address and
-credentials from the RDS secret, the fernet key body) become Airflow's own settings, and
+Before any of them, the manifest's deploy-time placeholders (``"${LogicalId}"``: subnets,
+security group, region, known only once CloudFormation has made them) are filled in from
+``ML_PLATFORM_DEPLOY_VALUES``, and the settings ECS passes as separate variables
+(database address and credentials from the RDS secret, the fernet key body) become
+Airflow's own settings, and
 the secrets every component must share are checked: a component with a missing JWT secret
 or secret key would make up its own and fail quietly (403s on the Execution API, log
 fetches refused). Long-running components are ``os.execvp``'d, so SIGTERM from ECS
@@ -27,6 +30,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping, MutableMapping, Sequence
+from pathlib import Path
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 #: Secrets every component must get, and get equal (issue13-research.md, section 1).
@@ -34,6 +38,13 @@ SHARED_SECRETS = ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY")
 #: `airflow jobs check` job types of the components without an HTTP health endpoint.
 JOB_TYPES = {"dag-processor": "DagProcessorJob", "triggerer": "TriggererJob"}
 ADMIN_ROLE = "Admin"
+#: The manifest beside the DAG file, as the image bakes it.
+MANIFEST = Path(os.environ.get("AIRFLOW_HOME", "/opt/airflow")) / "dags" / "manifest.json"
+#: A whole JSON string value that CloudFormation would have filled in (``"${Subnet1}"``).
+PLACEHOLDER = re.compile(r'"\$\{([A-Za-z0-9:.]+)\}"')
+#: What Secrets Manager generates for the fernet key: 43 of [A-Za-z0-9], the base64 of 32
+#: bytes without its "=". A whole key, or a rotation list "new,old", is taken as it is.
+FERNET_BODY = re.compile(r"^[A-Za-z0-9]{43}$")
 _ERROR_LINE = re.compile(r"^[\w.]+(Error|Exception|Exit)\b.*")
 
 
@@ -91,7 +102,7 @@ def prepare_environment(
     body = env.pop("AIRFLOW_FERNET_KEY_BODY", "")
     if body and not env.get("AIRFLOW__CORE__FERNET_KEY"):
         # 43 characters of [A-Za-z0-9] + "=" is url-safe base64 of 32 bytes.
-        env["AIRFLOW__CORE__FERNET_KEY"] = body + "="
+        env["AIRFLOW__CORE__FERNET_KEY"] = body + "=" if FERNET_BODY.match(body) else body
     missing = [name for name in ("AIRFLOW__CORE__FERNET_KEY", *SHARED_SECRETS) if not env.get(name)]
     if missing and secrets:
         raise SystemExit(
@@ -101,6 +112,30 @@ def prepare_environment(
     if "FORWARDED_ALLOW_IPS" not in env:
         # Behind the load balancer; the api-server's security group admits only it.
         env["FORWARDED_ALLOW_IPS"] = "*"
+
+
+def fill_deploy_values(path: Path, env: Mapping[str, str]) -> None:
+    """Replace each ``"${Name}"`` in the manifest with ``ML_PLATFORM_DEPLOY_VALUES[Name]``;
+    refuse to start, naming them, when values are missing. A filled manifest is left alone."""
+    if not path.is_file():
+        return
+    text = path.read_text()
+    needed = sorted(set(PLACEHOLDER.findall(text)))
+    if not needed:
+        return
+    try:
+        values = json.loads(env.get("ML_PLATFORM_DEPLOY_VALUES") or "{}")
+    except json.JSONDecodeError as error:
+        raise SystemExit(f"entrypoint: ML_PLATFORM_DEPLOY_VALUES is not JSON: {error}") from None
+    missing = [name for name in needed if not isinstance(values.get(name), str)]
+    if missing:
+        raise SystemExit(
+            f"entrypoint: the manifest needs deploy-time values for {missing}, which "
+            "ML_PLATFORM_DEPLOY_VALUES does not hold (the task definition sets it)"
+        )
+    # In place (the file is the airflow user's, its folder is not): this runs before
+    # Airflow starts, the container's only process.
+    path.write_text(PLACEHOLDER.sub(lambda match: json.dumps(values[match.group(1)]), text))
 
 
 # -- init ----------------------------------------------------------------------------------
@@ -188,9 +223,48 @@ def ensure_admin(env: Mapping[str, str]) -> None:
         )  # fmt: skip
 
 
+#: Run with Airflow's interpreter: is the database's schema one this Airflow knows?
+_SCHEMA_CHECK = """
+from alembic.script import ScriptDirectory
+from airflow.utils.db import _get_alembic_config, _get_current_revision
+from airflow.utils.session import create_session
+with create_session() as session:
+    current = _get_current_revision(session)
+script = ScriptDirectory.from_config(_get_alembic_config())
+known = current is None or any(r.revision == current for r in script.walk_revisions())
+print(f"schema {current} {'known' if known else 'newer'}")
+"""
+
+
+def schema_is_newer() -> bool:
+    """True when the database was migrated by a newer Airflow than this image's.
+
+    CloudFormation rolls a failed deploy back by updating the init resource to the
+    previous task definition: the previous Airflow then finds a schema it does not know,
+    and ``db migrate`` would fail the rollback. That init migrates nothing; going back a
+    version for good needs ``airflow db downgrade`` first (README: upgrading Airflow).
+    """
+    output = _airflow("db", "check")  # reachable first: a clear error if not
+    del output
+    done = subprocess.run(
+        [sys.executable, "-c", _SCHEMA_CHECK], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise InitFailed(f"reading the schema version failed: {done.stderr.strip()[-500:]}")
+    print(f"init: {done.stdout.strip()}", flush=True)
+    return done.stdout.strip().endswith(" newer")
+
+
 def init(env: Mapping[str, str]) -> int:
     try:
         pools = parse_pools(env.get("ML_PLATFORM_POOLS", ""))
+        if schema_is_newer():
+            print(
+                "init: the schema is newer than this Airflow (a rollback): nothing migrated, "
+                "nothing changed",
+                flush=True,
+            )
+            return 0
         _airflow("db", "migrate")
         ensure_admin(env)
         upsert_pools(pools)
@@ -235,6 +309,8 @@ def main(argv: Sequence[str]) -> int:
     if command not in (*COMPONENTS, "init", "health", "airflow"):
         print(__doc__, file=sys.stderr)
         return 0 if command in ("help", "--help", "-h") else 2
+    if command != "health":
+        fill_deploy_values(MANIFEST, os.environ)
     # init needs the database only; a one-off `airflow ...` command refuses nothing.
     prepare_environment(
         os.environ, secrets=command in (*COMPONENTS, "health"), database=command != "airflow"

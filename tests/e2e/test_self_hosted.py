@@ -17,6 +17,7 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import psycopg2
 import pytest
 
 from simulator.airflow_local import free_port
@@ -51,12 +52,39 @@ def deployed(synthesized: Synthesized, tmp_path_factory: pytest.TempPathFactory)
     ) as platform:
         airflow = platform.airflow
         assert isinstance(airflow, SelfHostedAirflow)
-        with ThreadPoolExecutor(2) as pool:
+        newer = schema_of_a_newer_airflow(airflow)
+        with ThreadPoolExecutor(3) as pool:
             again = pool.submit(airflow.init)
             unreachable = pool.submit(airflow.init, {"AIRFLOW_DB_PORT": str(free_port())})
+            rollback = pool.submit(airflow.init, {"AIRFLOW_DB_NAME": newer})
             state = platform.run(JOB, RUN_ID, timeout=300)
-            inits = {"again": again.result(), "unreachable": unreachable.result()}
+            inits = {
+                "again": again.result(),
+                "unreachable": unreachable.result(),
+                "rollback": rollback.result(),
+            }
         yield platform, airflow, state, inits
+
+
+#: An Alembic revision no Airflow 3.3.1 migration knows: the schema a newer Airflow left.
+NEWER_REVISION = "f0f0f0f0f0f0"
+
+
+def schema_of_a_newer_airflow(airflow: SelfHostedAirflow) -> str:
+    """A database whose schema version is newer than the image's Airflow (what a
+    rolled-back deploy's init finds after the new version migrated)."""
+    name = "newer_airflow"
+    admin = psycopg2.connect(airflow.database.dsn)
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f"create database {name}")
+    admin.close()
+    newer = psycopg2.connect(airflow.database.dsn.replace("dbname=airflow", f"dbname={name}"))
+    with newer, newer.cursor() as cursor:
+        cursor.execute("create table alembic_version (version_num varchar(32) primary key)")
+        cursor.execute("insert into alembic_version values (%s)", (NEWER_REVISION,))
+    newer.close()
+    return name
 
 
 def test_an_example_dag_runs_from_trigger_to_success_through_the_containers(deployed: Any) -> None:
@@ -139,6 +167,37 @@ def test_init_with_an_unreachable_database_fails_saying_why(deployed: Any) -> No
     _, _, _, inits = deployed
     failed = inits["unreachable"]
     assert failed.returncode != 0
-    assert "init failed: `airflow db migrate` failed (exit 1)" in failed.stderr
+    assert "init failed: `airflow db check` failed (exit 1)" in failed.stderr
     assert "Connection refused" in failed.stderr
     assert json.dumps(failed.stderr).count("init failed") == 1
+
+
+def test_a_rolled_back_init_leaves_a_newer_schema_alone(deployed: Any) -> None:
+    """CloudFormation's rollback runs the previous version's init; it must succeed without
+    touching what the newer Airflow migrated, or the rollback itself would fail."""
+    platform, airflow, _, inits = deployed
+    rollback = inits["rollback"]
+    assert rollback.returncode == 0, rollback.stderr[-2000:]
+    assert f"schema {NEWER_REVISION} newer" in rollback.stdout
+    assert "nothing migrated" in rollback.stdout and "db migrate" not in rollback.stdout
+    newer = psycopg2.connect(airflow.database.dsn.replace("dbname=airflow", "dbname=newer_airflow"))
+    with newer, newer.cursor() as cursor:
+        cursor.execute(
+            "select table_name from information_schema.tables where table_schema = 'public'"
+        )
+        assert [row[0] for row in cursor.fetchall()] == ["alembic_version"]
+    newer.close()
+    del platform
+
+
+def test_every_container_filled_the_manifest_with_its_deploy_time_values(deployed: Any) -> None:
+    """The image bakes the synthesized placeholders; each container's entrypoint fills them
+    in from ML_PLATFORM_DEPLOY_VALUES, as ECS passes them."""
+    platform, airflow, _, _ = deployed
+    for component in airflow.components:
+        shown = airflow.exec(component, "cat", "/opt/airflow/dags/manifest.json")
+        assert shown.returncode == 0, shown.stderr
+        manifest = json.loads(shown.stdout)
+        assert "${" not in shown.stdout, component
+        assert manifest["network"] == platform.manifest["network"], component
+        assert manifest["region"] == platform.manifest["region"], component

@@ -5,6 +5,7 @@ commands run in tests/e2e/test_self_hosted.py."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import urllib.parse
 from pathlib import Path
 from types import ModuleType
@@ -100,3 +101,51 @@ def test_bad_pools_are_refused_before_anything_runs(
 def test_an_unknown_command_prints_the_usage(entrypoint: Any, capsys: Any) -> None:
     assert entrypoint.main(["webserver"]) == 2
     assert "api-server | scheduler" in capsys.readouterr().err
+
+
+def test_the_manifest_gets_its_deploy_time_values_at_start(entrypoint: Any, tmp_path: Path) -> None:
+    manifest = tmp_path / "manifest.json"
+    baked = {
+        "region": "${AWS::Region}",
+        "network": {"subnets": ["${Subnet1}", "${Subnet2}"], "security_groups": ["${Sg.GroupId}"]},
+        "jobs": [{"name": "pricing", "environment": {"NOTE": "costs ${5} a day"}}],
+    }
+    manifest.write_text(json.dumps(baked))
+    values = {"AWS::Region": "eu-west-1", "Subnet1": "subnet-1", "Subnet2": "subnet-2",
+              "Sg.GroupId": "sg-1"}  # fmt: skip
+    entrypoint.fill_deploy_values(manifest, {"ML_PLATFORM_DEPLOY_VALUES": json.dumps(values)})
+    filled = json.loads(manifest.read_text())
+    assert filled["region"] == "eu-west-1"
+    assert filled["network"] == {"subnets": ["subnet-1", "subnet-2"], "security_groups": ["sg-1"]}
+    assert filled["jobs"] == baked["jobs"]  # only whole placeholders are filled in
+    # A second start finds nothing left to fill, with or without the variable.
+    entrypoint.fill_deploy_values(manifest, {})
+    assert json.loads(manifest.read_text()) == filled
+
+
+def test_a_missing_deploy_time_value_stops_the_container_naming_it(
+    entrypoint: Any, tmp_path: Path
+) -> None:
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"region": "${AWS::Region}", "subnets": ["${Subnet1}"]}))
+    with pytest.raises(SystemExit, match=r"\['Subnet1'\]"):
+        entrypoint.fill_deploy_values(
+            manifest, {"ML_PLATFORM_DEPLOY_VALUES": json.dumps({"AWS::Region": "eu-west-1"})}
+        )
+    assert "${Subnet1}" in manifest.read_text()  # nothing half-written
+
+
+@pytest.mark.parametrize(
+    ("secret", "key"),
+    [
+        ("A" * 43, "A" * 43 + "="),  # what Secrets Manager generates
+        ("B" * 43 + "=", "B" * 43 + "="),  # a whole key
+        ("C" * 43 + "=," + "A" * 43 + "=", "C" * 43 + "=," + "A" * 43 + "="),  # rotating
+    ],
+)
+def test_the_fernet_key_is_completed_only_when_generated(
+    entrypoint: Any, secret: str, key: str
+) -> None:
+    env = {**SECRETS, "AIRFLOW_FERNET_KEY_BODY": secret}
+    entrypoint.prepare_environment(env)
+    assert env["AIRFLOW__CORE__FERNET_KEY"] == key
