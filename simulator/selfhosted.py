@@ -239,6 +239,8 @@ class SelfHostedAirflow(AirflowQueries):
             "--name", f"{self.prefix}-{name}-{uuid.uuid4().hex[:4]}",
             "--hostname", f"{self.prefix}-{name}",
             "--network", "host", *ULIMITS,
+            # An init process as PID 1, as ECS's initProcessEnabled gives every component.
+            "--init",
             "-v", f"{self.home / 'logs'}:/opt/airflow/logs",
         ]  # fmt: skip
         for host in self.hostnames():
