@@ -68,6 +68,8 @@ class MlJob(Construct):
     :param max_retry_delay: Default: 30 minutes.
     :param execution_timeout: per chunk. Default: 1 hour.
     :param max_active_runs: concurrent DAG runs. Default: 1.
+    :param launch_weight: share of the launch queue while other jobs' chunks wait too
+        (weight 2: twice the launches of a weight-1 job). Default: 1, every job alike.
     :param capacity: :class:`Capacity`. Default: the environment's ``default_capacity``;
         on-demand for ARM64 when that default is a spot one (Fargate Spot is x86_64 only).
     :param cost_center: cost-allocation tag. Default: none.
@@ -102,6 +104,7 @@ class MlJob(Construct):
         max_retry_delay: cdk.Duration = defaults.DEFAULT_MAX_RETRY_DELAY,
         execution_timeout: cdk.Duration = defaults.DEFAULT_EXECUTION_TIMEOUT,
         max_active_runs: int = contract.DEFAULT_MAX_ACTIVE_RUNS,
+        launch_weight: float = contract.DEFAULT_LAUNCH_WEIGHT,
         capacity: Capacity | None = None,
         cost_center: str | None = None,
         tags: Mapping[str, str] | None = None,
@@ -132,6 +135,7 @@ class MlJob(Construct):
             max_retry_delay=max_retry_delay,
             execution_timeout=execution_timeout,
             max_active_runs=max_active_runs,
+            launch_weight=launch_weight,
             capacity=capacity or self._default_capacity(env.compute.default_capacity,
                                                         cpu_architecture),
             capacity_chosen=capacity is not None,
@@ -396,6 +400,7 @@ class MlJob(Construct):
             },
             "execution_timeout_seconds": whole_seconds(job.execution_timeout),
             "max_active_runs": job.max_active_runs,
+            "launch_weight": float(job.launch_weight),
             "tags": {**self.platform.environment.tags, **self.job_tags},
         }
 

@@ -66,6 +66,7 @@ class Declaration:
     max_retry_delay: cdk.Duration
     execution_timeout: cdk.Duration
     max_active_runs: int
+    launch_weight: float
     capacity: Capacity
     #: Whether ``capacity`` was chosen by the job (not the environment's default).
     capacity_chosen: bool
@@ -318,6 +319,16 @@ def _retry_problems(job: Declaration) -> list[str]:
     runs = job.max_active_runs
     if not isinstance(runs, int) or not 1 <= runs <= contract.MAX_ACTIVE_RUNS_MAX:
         out.append(f"field 'max_active_runs': {runs!r} must be 1-{contract.MAX_ACTIVE_RUNS_MAX}")
+    weight = job.launch_weight
+    if (
+        isinstance(weight, bool)
+        or not isinstance(weight, int | float)
+        or not 0 < weight <= contract.LAUNCH_WEIGHT_MAX
+    ):
+        out.append(
+            f"field 'launch_weight': {weight!r} must be a number above 0 and at most "
+            f"{contract.LAUNCH_WEIGHT_MAX:g}"
+        )
     return out
 
 

@@ -92,6 +92,8 @@ JOB_DESCRIPTION_MAX = 256
 PARTITION_MAX_CHARS = 256
 MAX_RETRIES = 10
 MAX_ACTIVE_RUNS_MAX = 16
+#: A job's share of the launch queue against other jobs starting at the same time.
+LAUNCH_WEIGHT_MAX = 100.0
 #: Fargate needs about a minute to start a task; a shorter timeout can never be met.
 MIN_EXECUTION_TIMEOUT_SECONDS = 60
 #: Upper bound of ``core.max_map_length`` the platform accepts (a job's chunks per run).
@@ -107,6 +109,8 @@ DEFAULT_RETRY_DELAY_SECONDS = 120
 DEFAULT_MAX_RETRY_DELAY_SECONDS = 1800
 DEFAULT_EXECUTION_TIMEOUT_SECONDS = 3600
 DEFAULT_MAX_ACTIVE_RUNS = 1
+#: Every job the same share: a small job is not queued behind a big one.
+DEFAULT_LAUNCH_WEIGHT = 1.0
 
 #: Variables the platform sets in every model container (a job may not set them).
 JOB_ENVIRONMENT = ("ML_JOB_NAME", "ML_ENVIRONMENT")
@@ -339,6 +343,10 @@ class Job(_Model):
     """Limit for one chunk, launch to stop; the Fargate task is stopped on timeout."""
     max_active_runs: Annotated[int, Field(ge=1, le=MAX_ACTIVE_RUNS_MAX)]
     """Concurrent DAG runs."""
+    launch_weight: Annotated[float, Field(gt=0, le=LAUNCH_WEIGHT_MAX)] = DEFAULT_LAUNCH_WEIGHT
+    """Share of the launch queue while other jobs' chunks wait too: a job of weight 2 gets
+    two launches for each one of a job of weight 1. Within a job, chunks start in
+    map-index order."""
     tags: dict[str, str]
     """Cost-allocation tags added to every task the job launches."""
 

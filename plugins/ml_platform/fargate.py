@@ -27,7 +27,7 @@ from ml_platform.contract import (
     Manifest,
     chunk_overrides,
 )
-from ml_platform.fleet import Fleet, LaunchFailed
+from ml_platform.fleet import Admission, Fleet, LaunchFailed
 
 # Stop codes that mean the task did not finish its work, whatever its exit code says.
 _INTERRUPTED = {"SpotInterruption", "TaskFailedToStart", "ServiceSchedulerInitiated",
@@ -78,6 +78,9 @@ class FargateJobTrigger(BaseTrigger):
         log_stream_prefix: str,
         spot_fallback: bool,
         deadline: str | None = None,
+        job: str = "",
+        launch_weight: float = 1.0,
+        order: int = 0,
     ) -> None:
         super().__init__()
         self.request = request
@@ -90,6 +93,10 @@ class FargateJobTrigger(BaseTrigger):
         self.spot_fallback = spot_fallback
         #: ISO time by which the task must have stopped (the chunk's execution timeout).
         self.deadline = deadline
+        #: Fair launch admission: the job's queue, its weight, this chunk's place in it.
+        self.job = job
+        self.launch_weight = launch_weight
+        self.order = order
         self._task_arn: str | None = None
         self._launch_sent = asyncio.Event()
 
@@ -106,6 +113,9 @@ class FargateJobTrigger(BaseTrigger):
                 "log_stream_prefix": self.log_stream_prefix,
                 "spot_fallback": self.spot_fallback,
                 "deadline": self.deadline,
+                "job": self.job,
+                "launch_weight": self.launch_weight,
+                "order": self.order,
             },
         )
 
@@ -212,6 +222,7 @@ class FargateJobTrigger(BaseTrigger):
             try:
                 task = await fleet.launch(
                     self.request,
+                    admission=Admission(self.job, self.launch_weight, self.order),
                     sent=self._launch_sent,
                     spot_fallback=self.spot_fallback,
                     aws_conn_id=self.aws_conn_id,
@@ -344,6 +355,9 @@ class FargateChunkOperator(BaseOperator):
                 log_stream_prefix=self.job.logs.stream_prefix,
                 spot_fallback=self.job.capacity is Capacity.SPOT_WITH_FALLBACK,
                 deadline=deadline,
+                job=self.job.name,
+                launch_weight=self.job.launch_weight,
+                order=ti.map_index,
             ),
             method_name="execute_complete",
             timeout=self.execution_timeout + TIMEOUT_BACKSTOP if self.execution_timeout else None,

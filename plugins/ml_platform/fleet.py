@@ -3,7 +3,10 @@
 Every job trigger in a triggerer process shares its ``Fleet``:
 
 - **Launch admission.** RunTask goes through one token bucket (the Fargate launch limit
-  divided among the triggerers). Throttling and "capacity unavailable" are retried with
+  divided among the triggerers), served fairly: each launch token goes to the waiting job
+  with the least weighted service (start-time fair queuing, the job's ``launch_weight``),
+  and within a job to the lowest map index, so a small job's chunks start within seconds
+  while a big one ramps. Throttling and "capacity unavailable" are retried with
   backoff and jitter, never counted as job failures; spot falls back to on-demand when the
   job allows. ``clientToken`` makes a repeated launch return the task it already started.
 - **Fleet watcher.** One loop calls DescribeTasks with up to 100 task ARNs per call,
@@ -20,6 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import logging
 import random
 import time
@@ -88,6 +93,93 @@ class AsyncBucket:
         self.blocked_until = max(self.blocked_until, time.monotonic() + seconds)
 
 
+@dataclass(frozen=True)
+class Admission:
+    """Where a launch waits: its job's queue, the job's weight, its place in that queue."""
+
+    job: str = ""
+    weight: float = 1.0
+    order: int = 0
+
+
+@dataclass
+class _JobQueue:
+    weight: float
+    #: Weighted launches granted so far (virtual time), compared across jobs.
+    served: float
+    waiting: list[tuple[int, int, asyncio.Future[None]]] = field(default_factory=list)
+
+
+class FairLaunchQueue:
+    """Hands a bucket's tokens to waiting launches, fairly across jobs.
+
+    Start-time fair queuing: every token goes to the job with the least weighted service
+    so far (each grant adds 1/weight), and a job that starts waiting joins at the current
+    virtual time, so it neither waits behind the backlog of a job that was there first nor
+    collects credit for the time it was idle. Within a job, the lowest order (map index)
+    goes first.
+    """
+
+    def __init__(self, bucket: AsyncBucket) -> None:
+        self.bucket = bucket
+        self.jobs: dict[str, _JobQueue] = {}
+        self.virtual = 0.0
+        self._sequence = itertools.count()
+        self._wake = asyncio.Event()
+        self._dispatcher: asyncio.Task[None] | None = None
+
+    async def admit(self, admission: Admission) -> None:
+        """Return when this launch may call RunTask (one token spent for it)."""
+        queue = self.jobs.get(admission.job)
+        if queue is None or not queue.waiting:
+            served = self.virtual if queue is None else max(queue.served, self.virtual)
+            queue = self.jobs[admission.job] = _JobQueue(max(admission.weight, 1e-6), served)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(queue.waiting, (admission.order, next(self._sequence), future))
+        if self._dispatcher is None or self._dispatcher.done():
+            self._dispatcher = asyncio.get_running_loop().create_task(self._dispatch())
+        self._wake.set()
+        await future
+
+    def waiting(self) -> int:
+        return sum(1 for q in self.jobs.values() for *_, f in q.waiting if not f.done())
+
+    def _next(self) -> tuple[_JobQueue, asyncio.Future[None]] | None:
+        while True:
+            ready = [q for q in self.jobs.values() if q.waiting]
+            if not ready:
+                return None
+            queue = min(ready, key=lambda q: q.served)
+            *_, future = queue.waiting[0]
+            if future.done():  # its launch was cancelled while it waited
+                heapq.heappop(queue.waiting)
+                continue
+            return queue, future
+
+    async def _dispatch(self) -> None:
+        while True:
+            if self._next() is None:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            await self.bucket.take()
+            chosen = self._next()
+            if chosen is None:  # every waiter left meanwhile: keep the token
+                self.bucket.tokens += 1
+                continue
+            queue, future = chosen
+            heapq.heappop(queue.waiting)
+            self.virtual = queue.served
+            queue.served += 1 / queue.weight
+            future.set_result(None)
+
+    async def close(self) -> None:
+        if self._dispatcher is not None:
+            self._dispatcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._dispatcher
+
+
 @dataclass
 class Backoff:
     """Exponential backoff with full jitter."""
@@ -141,6 +233,7 @@ class Fleet:
     def __init__(self, budget: EcsBudget, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.launches = AsyncBucket(budget.launch_rate, budget.launch_burst)
+        self.launch_queue = FairLaunchQueue(self.launches)
         self.reads = AsyncBucket(budget.read_rate, budget.read_burst)
         self.log_reads = AsyncBucket(budget.log_rate, budget.log_burst)
         self.stops = AsyncBucket(budget.stop_rate, budget.stop_burst)
@@ -201,18 +294,21 @@ class Fleet:
         aws_conn_id: str | None,
         region: str,
         spot_fallback: bool,
+        admission: Admission | None = None,
         sent: asyncio.Event | None = None,
     ) -> dict[str, Any]:
-        """RunTask, paced and retried; returns the started task.
+        """RunTask, paced, fairly admitted and retried; returns the started task.
 
+        :param admission: the job's queue and this chunk's place (a retry waits again).
         :param sent: set just before the first RunTask call leaves (past the bucket).
         """
+        admission = admission or Admission()
         ecs = await self.client("ecs", aws_conn_id, region)
         request = dict(request)
         backoff = Backoff(base=1.0, cap=60.0)
         deadline = time.monotonic() + self.budget.launch_deadline_seconds
         while True:
-            await self.launches.take()
+            await self.launch_queue.admit(admission)
             if sent is not None:
                 sent.set()
             try:
@@ -461,6 +557,7 @@ class Fleet:
                 self.log_reads.penalize(backoff.next())
 
     async def close(self) -> None:
+        await self.launch_queue.close()
         for task in (self._sweeper, self._stopper):
             if task is not None:
                 task.cancel()

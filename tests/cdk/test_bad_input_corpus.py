@@ -115,6 +115,7 @@ JOBS = [
     Bad("execution_timeout", "at least 60 s",
         job={"execution_timeout": cdk.Duration.seconds(10)}),
     Bad("max_active_runs", "must be 1-16", job={"max_active_runs": 0}),
+    Bad("launch_weight", "above 0 and at most 100", job={"launch_weight": 0}),
     Bad("capacity", "'on-demand', 'spot', 'spot-with-fallback'", job={"capacity": "cheap"}),
     # Rules ECS would only apply at RunTask or RegisterTaskDefinition.
     Bad("capacity", "allowed for ARM64: 'on-demand'",
