@@ -9,8 +9,9 @@ inputs (``JobImage``, ``Partitions``) and checks live beside it, in ``job_inputs
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import aws_cdk as cdk
 import jsii
@@ -26,6 +27,7 @@ from constructs_lib.job_checks import (
     Declaration,
     JobConfigError,
     declaration_problems,
+    fan_out_problems,
     job_tags,
     raise_if_any,
     task_definition_size_problems,
@@ -59,7 +61,8 @@ class MlJob(Construct):
     :param secrets: ``ecs.Secret`` from Secrets Manager or SSM. Default: none.
     :param schedule: 5-field cron or a preset (``@hourly`` ...). Default: None (manual).
     :param partitions: :class:`Partitions`. Default: a single partition named ``all``.
-    :param chunk_size: partitions per Fargate task. Default: 1.
+    :param chunk_size: partitions per Fargate task, or ``"auto"``: the smallest that lets
+        every chunk start within ``start_window`` (planned at synth). Default: 1.
     :param pool: Airflow pool; must be declared in the environment. Default: its default pool.
     :param pool_slots: slots each chunk takes. Default: 1.
     :param retries: 0-10. Default: 2.
@@ -68,6 +71,8 @@ class MlJob(Construct):
     :param max_retry_delay: Default: 30 minutes.
     :param execution_timeout: per chunk. Default: 1 hour.
     :param max_active_runs: concurrent DAG runs. Default: 1.
+    :param start_window: how soon after the scheduled time every chunk must have started;
+        synth refuses a plan that misses it, with the arithmetic. Default: none.
     :param launch_weight: share of the launch queue while other jobs' chunks wait too
         (weight 2: twice the launches of a weight-1 job). Default: 1, every job alike.
     :param capacity: :class:`Capacity`. Default: the environment's ``default_capacity``;
@@ -95,7 +100,7 @@ class MlJob(Construct):
         secrets: Mapping[str, ecs.Secret] | None = None,
         schedule: str | None = None,
         partitions: Partitions | None = None,
-        chunk_size: int = contract.DEFAULT_CHUNK_SIZE,
+        chunk_size: int | Literal["auto"] = contract.DEFAULT_CHUNK_SIZE,
         pool: str | None = None,
         pool_slots: int = contract.DEFAULT_POOL_SLOTS,
         retries: int = contract.DEFAULT_RETRIES,
@@ -105,6 +110,7 @@ class MlJob(Construct):
         execution_timeout: cdk.Duration = defaults.DEFAULT_EXECUTION_TIMEOUT,
         max_active_runs: int = contract.DEFAULT_MAX_ACTIVE_RUNS,
         launch_weight: float = contract.DEFAULT_LAUNCH_WEIGHT,
+        start_window: cdk.Duration | None = None,
         capacity: Capacity | None = None,
         cost_center: str | None = None,
         tags: Mapping[str, str] | None = None,
@@ -136,6 +142,7 @@ class MlJob(Construct):
             execution_timeout=execution_timeout,
             max_active_runs=max_active_runs,
             launch_weight=launch_weight,
+            start_window=start_window,
             capacity=capacity or self._default_capacity(env.compute.default_capacity,
                                                         cpu_architecture),
             capacity_chosen=capacity is not None,
@@ -149,6 +156,10 @@ class MlJob(Construct):
         self.platform = platform
         self.image = image
         self.partitions = declared.partitions
+        #: Partitions per task; for ``"auto"``, set by the launch plan (``resolve_chunk_size``).
+        self.chunk_size: int | None = (
+            declared.chunk_size if isinstance(declared.chunk_size, int) else None
+        )
         self.capacity = declared.capacity
         self.family = f"{env.prefix}-{name}"
         self.job_tags = job_tags(declared)
@@ -368,6 +379,14 @@ class MlJob(Construct):
 
     # -- manifest -----------------------------------------------------------------------
 
+    def resolve_chunk_size(self, size: int) -> None:
+        """The launch plan's choice for ``chunk_size="auto"``, checked like a declared one."""
+        chosen = dataclasses.replace(self.declaration, chunk_size=size)
+        env = self.platform.environment
+        raise_if_any(self.name, env, fan_out_problems(chosen, env))
+        self.chunk_size = size
+        self._manifest_entry = None
+
     def manifest_entry(self) -> dict[str, Any]:
         """This job's entry in the job manifest (values may be deploy-time tokens)."""
         if self._manifest_entry is None:  # asked for twice per synth; each jsii call costs
@@ -389,7 +408,7 @@ class MlJob(Construct):
             "capacity": self.capacity.value,
             "schedule": job.schedule,
             "partitions": self.partitions.manifest(),
-            "chunk_size": job.chunk_size,
+            "chunk_size": self.chunk_size,
             "pool": job.pool,
             "pool_slots": job.pool_slots,
             "retry": {

@@ -57,7 +57,7 @@ class Declaration:
     secrets: Mapping[str, ecs.Secret]
     schedule: str | None
     partitions: Partitions
-    chunk_size: int
+    chunk_size: int | str
     pool: str
     pool_slots: int
     retries: int
@@ -67,6 +67,7 @@ class Declaration:
     execution_timeout: cdk.Duration
     max_active_runs: int
     launch_weight: float
+    start_window: cdk.Duration | None
     capacity: Capacity
     #: Whether ``capacity`` was chosen by the job (not the environment's default).
     capacity_chosen: bool
@@ -94,7 +95,7 @@ def declaration_problems(job: Declaration, env: EnvironmentConfig) -> list[str]:
     problems += _environment_problems(job.environment, job.secrets)
     problems += schedule_problems(job.schedule)
     problems += job.partitions.problems()
-    problems += _fan_out_problems(job, env)
+    problems += _start_window_problems(job) or fan_out_problems(job, env)
     problems += _pool_problems(job, env)
     problems += _retry_problems(job)
     problems += capacity_problems(job.capacity, job.cpu_architecture, chosen=job.capacity_chosen)
@@ -117,13 +118,14 @@ def job_tags(job: Declaration) -> dict[str, str]:
 
 def _type_problems(job: Declaration) -> list[str]:
     """Arguments of the wrong kind, named before anything else looks at them."""
-    kinds: list[tuple[str, object, type, str]] = [
+    kinds: list[tuple[str, object, type | tuple[type, ...], str]] = [
         ("image", job.image, JobImage,
          "JobImage.from_model(...), .from_directory(...) or .from_ecr(...)"),
         ("partitions", job.partitions, Partitions, "Partitions.static([...]) or .from_s3(...)"),
         ("retry_delay", job.retry_delay, cdk.Duration, "a cdk.Duration"),
         ("max_retry_delay", job.max_retry_delay, cdk.Duration, "a cdk.Duration"),
         ("execution_timeout", job.execution_timeout, cdk.Duration, "a cdk.Duration"),
+        ("start_window", job.start_window, (cdk.Duration, type(None)), "a cdk.Duration or None"),
         ("cpu_architecture", job.cpu_architecture, ecs.CpuArchitecture,
          "ecs.CpuArchitecture.X86_64 or .ARM64"),
     ]  # fmt: skip
@@ -262,9 +264,50 @@ def schedule_problems(schedule: str | None) -> list[str]:
     return []
 
 
+#: ``chunk_size="auto"``: the smallest chunk size that meets the job's start window.
+AUTO_CHUNK_SIZE = "auto"
+#: A start window longer than this is no window: the top of the hour is the point.
+START_WINDOW_MAX_SECONDS = 3600
+
+
+def _start_window_problems(job: Declaration) -> list[str]:
+    out = []
+    if job.start_window is not None and not (
+        1 <= whole_seconds(job.start_window) <= START_WINDOW_MAX_SECONDS
+    ):
+        out.append(
+            f"field 'start_window': must be 1 s to {START_WINDOW_MAX_SECONDS // 60} min after "
+            "the scheduled time"
+        )
+    if job.chunk_size == AUTO_CHUNK_SIZE:
+        if job.start_window is None:
+            out.append("field 'chunk_size': 'auto' needs a start_window to choose it by")
+        if job.partitions.bucket is not None:
+            out.append(
+                "field 'chunk_size': 'auto' needs partitions known at synth "
+                "(Partitions.static); S3 partitions are listed only at run time"
+            )
+        if job.schedule is None:
+            out.append("field 'chunk_size': 'auto' needs a schedule to plan the launches of")
+    return out
+
+
+def fan_out_problems(job: Declaration, env: EnvironmentConfig) -> list[str]:
+    """The fan-out's limits for the declared chunk size; ``"auto"`` waits for the plan."""
+    if job.chunk_size == AUTO_CHUNK_SIZE:
+        return []
+    return _fan_out_problems(job, env)
+
+
 def _fan_out_problems(job: Declaration, env: EnvironmentConfig) -> list[str]:
-    if not isinstance(job.chunk_size, int) or job.chunk_size < 1:
-        return [f"field 'chunk_size': {job.chunk_size!r} must be an integer >= 1"]
+    if (
+        isinstance(job.chunk_size, bool)
+        or not isinstance(job.chunk_size, int)
+        or job.chunk_size < 1
+    ):
+        return [
+            f"field 'chunk_size': {job.chunk_size!r} must be an integer >= 1 or {AUTO_CHUNK_SIZE!r}"
+        ]
     values = list(job.partitions.values)
     if job.partitions.bucket is not None or not values:
         return []  # S3 partitions: the DAG's first task checks the same limits at run time

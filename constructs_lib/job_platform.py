@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -16,6 +17,31 @@ from constructs import Construct
 from config.model import EnvironmentConfig
 from constructs_lib.acknowledgements import acknowledge
 from constructs_lib.job_checks import JobConfigError
+from constructs_lib.launch_plan import (
+    BusyMinute,
+    PlannedJob,
+    minutes_of_day,
+    plan,
+    smallest_chunk_size,
+    window_problems,
+)
+
+
+def _window(job: MlJob) -> int | None:
+    window = job.declaration.start_window
+    return None if window is None else int(window.to_seconds())
+
+
+def _planned(job: MlJob, chunk_size: int | None) -> PlannedJob:
+    count = len(job.partitions.values) if job.partitions.bucket is None else 0
+    return PlannedJob(
+        name=job.name,
+        schedule=job.declaration.schedule,
+        chunks=math.ceil(count / chunk_size) if count and chunk_size else None,
+        weight=float(job.declaration.launch_weight),
+        start_window_seconds=_window(job),
+    )
+
 
 if TYPE_CHECKING:
     from constructs_lib.job import MlJob
@@ -149,6 +175,79 @@ class JobPlatform:
                 conditions=in_cluster,
             )
         )
+
+    def plan_launches(self) -> list[BusyMinute]:
+        """Lay every job's schedule on the clock; choose ``chunk_size="auto"``; refuse a
+        start window the environment's launch budget cannot meet, with the arithmetic."""
+        budget = self.environment.ecs_budget
+        rate, burst = budget.launch_rate, budget.launch_burst
+        autos = [job for job in self.jobs if job.chunk_size is None]
+        sizes = {job.name: 1 for job in autos}
+        for _ in range(2):  # auto jobs firing together depend on each other's choice
+            for job in autos:
+                partitions = len(job.partitions.values)
+                size = smallest_chunk_size(
+                    partitions,
+                    _window(job) or 0,
+                    self._others_at_minutes(job, sizes),
+                    name=job.name,
+                    weight=float(job.declaration.launch_weight),
+                    rate=rate,
+                    burst=burst,
+                    largest=partitions,
+                )
+                sizes[job.name] = size or partitions
+        for job in autos:
+            job.resolve_chunk_size(sizes[job.name])
+        planned = [_planned(job, job.chunk_size) for job in self.jobs]
+        busy = plan(planned, rate=rate, burst=burst)
+        missed = window_problems(planned, busy, rate=rate, burst=burst)
+        problems = []
+        for job in self.jobs:
+            if job.name not in missed:
+                continue
+            partitions = len(job.partitions.values)
+            size = smallest_chunk_size(
+                partitions,
+                _window(job) or 0,
+                self._others_at_minutes(job, {}),
+                name=job.name,
+                weight=float(job.declaration.launch_weight),
+                rate=rate,
+                burst=burst,
+                largest=partitions,
+            )
+            fix = (
+                f"set chunk_size >= {size} (or chunk_size='auto')"
+                if size is not None
+                else "no chunk size meets it: widen start_window or raise launch_weight"
+            )
+            problems.append((job.name, f"field 'start_window': {missed[job.name]}; {fix}"))
+        if problems:
+            raise JobConfigError(
+                "\n".join(
+                    f"job {name!r} in environment {self.environment.name!r} is invalid:\n  - {why}"
+                    for name, why in problems
+                )
+            )
+        return busy
+
+    def _others_at_minutes(
+        self, job: MlJob, sizes: dict[str, int]
+    ) -> dict[int, dict[str, tuple[int, float]]]:
+        """For each minute ``job`` fires: the other jobs launching then."""
+        minutes: dict[int, dict[str, tuple[int, float]]] = {
+            minute: {} for minute in minutes_of_day(job.declaration.schedule)
+        }
+        for other in self.jobs:
+            if other is job:
+                continue
+            planned = _planned(other, other.chunk_size or sizes.get(other.name))
+            if not planned.chunks:
+                continue
+            for minute in minutes_of_day(planned.schedule) & minutes.keys():
+                minutes[minute][other.name] = (planned.chunks, planned.weight)
+        return minutes
 
     def register(self, job: MlJob) -> None:
         if job.name in self._names:

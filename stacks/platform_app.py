@@ -31,6 +31,8 @@ FEATURE_FLAGS: dict[str, Any] = {
 QUOTA_CONTEXT: dict[str, Any] = {"@aws-cdk/core:stackResourceLimit": 0}
 #: Where the synth-time manifest copies go, per environment (relative to cdk.out).
 MANIFEST_DIR = "manifests"
+#: Per environment: the busy minutes of the launch plan (constructs_lib/launch_plan.py).
+PLAN_DIR = "launch-plans"
 #: cdk-nag's findings, written by CDK when validation fails; kept for the user.
 VALIDATION_REPORT = "validation-report.json"
 
@@ -113,8 +115,14 @@ def synth(app: PlatformApp, stages: Mapping[str, PlatformStage]) -> Path:
         raise
     directory = Path(assembly.directory) / MANIFEST_DIR
     directory.mkdir(parents=True, exist_ok=True)
+    plans = Path(assembly.directory) / PLAN_DIR
+    plans.mkdir(parents=True, exist_ok=True)
     for name, stage in stages.items():
         (directory / f"{name}.json").write_text(
             json.dumps(stage.manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+        )
+        (plans / f"{name}.json").write_text(
+            json.dumps([minute.to_dict() for minute in stage.launch_plan], indent=2) + "\n",
+            encoding="utf-8",
         )
     return app.publish()

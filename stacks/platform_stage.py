@@ -66,6 +66,9 @@ class PlatformStage(cdk.Stage):
             )
             declare(stack)
             self.job_stacks[group] = stack
+        #: The minutes where jobs launch together, and when each one's last chunk starts
+        #: (it also chooses chunk_size="auto" and refuses a start window it cannot meet).
+        self.launch_plan = self.platform.plan_launches()
         self.manifest: dict[str, Any] = local_manifest(self.platform)
         self.airflow = AirflowStack(
             self,

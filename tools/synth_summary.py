@@ -23,6 +23,25 @@ JOB_COLUMNS = ["job", "schedule (UTC)", "cpu/MiB", "partitions", "per task", "ta
                "pool", "capacity", "retries", "timeout/task"]  # fmt: skip
 
 
+def _launch_plan(path: Path) -> str:
+    """Busy minutes (UTC), those with the same launches on one row."""
+    if not path.is_file():
+        return ""
+    rows: dict[tuple[int, str], list[str]] = {}
+    for minute in json.loads(path.read_text()):
+        latest = ", ".join(
+            f"{job} ~{seconds:g} s" for job, seconds in minute["last_launch_seconds"].items()
+        )
+        rows.setdefault((minute["launches"], latest), []).append(minute["minute_utc"])
+    table = [
+        [", ".join(clocks) if len(clocks) <= 4 else f"{', '.join(clocks[:3])} +{len(clocks) - 3}",
+         f"{launches:,}", latest]
+        for (launches, latest), clocks in rows.items()
+    ]  # fmt: skip
+    header = ["busy minute (UTC)", "launches", "last chunk launched after"]
+    return "\n\n" + _table(table, header) if table else ""
+
+
 def _minutes(seconds: int) -> str:
     return f"{seconds // 60} min" if seconds % 60 == 0 else f"{seconds} s"
 
@@ -82,6 +101,7 @@ def summarize(outdir: Path) -> str:
             + _table(jobs, JOB_COLUMNS)
             + "\n\n"
             + _table(pools, ["pool", "slots", "shared by (a deferred task holds its slot)"])
+            + _launch_plan(outdir / "launch-plans" / f"{env}.json")
         )
     return "\n\n".join(parts)
 
