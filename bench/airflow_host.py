@@ -61,8 +61,8 @@ def rss_mb() -> float:
 class FakeTI:
     """What an operator reads from its task instance."""
 
-    def __init__(self, index: int) -> None:
-        self.dag_id = "location-forecast"
+    def __init__(self, index: int, dag_id: str = "location-forecast") -> None:
+        self.dag_id = dag_id
         self.task_id = "run"
         self.run_id = "scheduled__bench"
         self.map_index = index
@@ -73,8 +73,21 @@ class FakeTI:
         """The bench keeps no XCom."""
 
 
-def context_for(index: int) -> dict[str, Any]:
+def chunk_of(index: int, setup: dict[str, Any]) -> tuple[int, int]:
+    """(job in the manifest, map index) of the bench's ``index``-th task: the jobs' chunks
+    are numbered one job after the other (``setup["chunks"]``: chunks per job)."""
+    for job, count in enumerate(setup.get("chunks") or [10**9]):
+        if index < count:
+            return job, index
+        index -= count
+    raise IndexError(index)
+
+
+def context_for(index: int, setup: dict[str, Any] | None = None) -> dict[str, Any]:
     ti = FakeTI(index)
+    if setup is not None and setup.get("chunks"):
+        job, map_index = chunk_of(index, setup)
+        ti = FakeTI(map_index, setup["manifest"]["jobs"][job]["name"])
     return {
         "ti": ti,
         "run_id": ti.run_id,
@@ -124,11 +137,12 @@ def platform_operator(index: int, setup: dict[str, Any]) -> Any:
     from ml_platform.fargate import FargateChunkOperator
 
     manifest = Manifest.model_validate(setup["manifest"])
+    job, _ = chunk_of(index, setup)
     return FargateChunkOperator(
         task_id=f"run_{index}",
-        job=manifest.jobs[0],
+        job=manifest.jobs[job],
         manifest=manifest,
-        chunk=[f"loc-{index:05d}"],
+        chunk=[f"{manifest.jobs[job].name}-{index:05d}"],
         aws_conn_id=setup["conn"],
     )
 
@@ -139,7 +153,7 @@ def worker(setup: dict[str, Any]) -> None:
     def start(index: int) -> None:
         t0 = time.monotonic()
         try:
-            build(index, setup).execute(context_for(index))
+            build(index, setup).execute(context_for(index, setup))
             answer: dict[str, Any] = {"failed": index, "why": "no deferral"}
         except BaseException as raised:  # TaskDeferred is not an Exception
             trigger = getattr(raised, "trigger", None)
@@ -153,7 +167,7 @@ def worker(setup: dict[str, Any]) -> None:
     def complete(index: int, payload: dict[str, Any]) -> None:
         t0 = time.monotonic()
         try:
-            build(index, setup).execute_complete(context_for(index), payload)
+            build(index, setup).execute_complete(context_for(index, setup), payload)
             # The stock trigger streams logs instead of handing lines over.
             logs = bool(payload["log_lines"]) if "log_lines" in payload else None
             answer: dict[str, Any] = {"succeeded": index, "logs": logs}

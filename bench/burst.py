@@ -63,8 +63,9 @@ class PathResult:
     max_running: int = 0
     #: Reads per second for every 100 tasks running: flat when reads grow with tasks/100.
     ecs_reads_per_s_per_100_running: float | None = None
-    get_log_events_per_s_mean: float = 0.0
-    get_log_events_per_s_peak: int = 0
+    #: GetLogEvents (stock) or FilterLogEvents (platform) calls.
+    log_reads_per_s_mean: float = 0.0
+    log_reads_per_s_peak: int = 0
     throttled_calls: int = 0
     worker_slot_seconds_per_task: float = 0.0
     triggerer_rss_baseline_mb: float = 0.0
@@ -72,6 +73,11 @@ class PathResult:
     stop_to_finish_p50_s: float | None = None
     stop_to_finish_p95_s: float | None = None
     logs_copied: int | None = None
+    #: Succeeded tasks whose container lines reached their task log, as a share.
+    logs_copied_share: float | None = None
+    #: Per job (the mixed burst): seconds from the burst's start to its first and last
+    #: RunTask and RUNNING, and the synth-time plan's last launch.
+    jobs: dict[str, dict[str, float | None]] = field(default_factory=dict)
     unfinished_at_deadline: int = 0
     wall_s: float = 0.0
     errors: dict[str, int] = field(default_factory=dict)
@@ -121,10 +127,17 @@ class Host:
         self._log.close()
 
 
-def platform_manifest(network: dict[str, Any], budget: EcsBudget) -> dict[str, Any]:
-    """One job, as the platform's manifest would carry it."""
+#: The mixed burst's second job: 120 pricing chunks enqueued after the forecast's.
+PRICING = "dynamic-pricing"
+FORECAST = "location-forecast"
+
+
+def platform_manifest(
+    network: dict[str, Any], budget: EcsBudget, jobs: tuple[str, ...] = (FORECAST,)
+) -> dict[str, Any]:
+    """The jobs, as the platform's manifest would carry them."""
     job = {
-        "name": "location-forecast",
+        "name": FORECAST,
         "description": "bench",
         "team": "forecasting",
         "image": "bench",
@@ -153,13 +166,18 @@ def platform_manifest(network: dict[str, Any], budget: EcsBudget) -> dict[str, A
         "max_map_length": 100_000,
         "fleet": budget.to_dict(),
         "pools": [{"name": "forecast", "slots": 10_000}],
-        "jobs": [job],
+        "jobs": [{**job, "name": name, "tags": {"team": name}} for name in jobs],
     }
     parse_manifest(manifest, source="bench manifest")
     return manifest
 
 
 def run_path(path: str, tasks: int, args: argparse.Namespace) -> PathResult:
+    """``stock`` and ``platform``: ``tasks`` forecast chunks; ``mixed``: those, then the
+    pricing job's ``args.pricing`` chunks, enqueued at once (the platform's path)."""
+    jobs = (FORECAST, PRICING) if path == "mixed" else (FORECAST,)
+    chunks = [tasks, args.pricing] if path == "mixed" else [tasks]
+    tasks = sum(chunks)
     rng = random.Random(7)
     low, high = args.run_seconds
     durations = [rng.uniform(low, high) for _ in range(tasks)]
@@ -189,7 +207,7 @@ def run_path(path: str, tasks: int, args: argparse.Namespace) -> PathResult:
         worker.send(
             path=path, workers=args.workers, conn=CONN, region=REGION, cluster=CLUSTER,
             family=FAMILY, group=GROUP, network=network,
-            manifest=platform_manifest(network, budget),
+            manifest=platform_manifest(network, budget, jobs), chunks=chunks,
         )  # fmt: skip
         ready: set[str] = set()
         while ready != {"worker", "triggerer"}:
@@ -202,6 +220,7 @@ def run_path(path: str, tasks: int, args: argparse.Namespace) -> PathResult:
 
         slot_seconds = [0.0] * tasks
         finished: dict[int, float] = {}
+        copied: dict[int, bool] = {}
         started = time.time()
 
         def fail(index: int, why: str, at: float) -> None:
@@ -236,6 +255,7 @@ def run_path(path: str, tasks: int, args: argparse.Namespace) -> PathResult:
                 finished[message["succeeded"]] = at
                 if message["logs"] is not None:
                     result.logs_copied = (result.logs_copied or 0) + message["logs"]
+                    copied[message["succeeded"]] = bool(message["logs"])
             elif "failed" in message:
                 fail(message["failed"], message["why"], at)
             elif "error" in message:
@@ -253,6 +273,9 @@ def run_path(path: str, tasks: int, args: argparse.Namespace) -> PathResult:
         ended = time.time()
         result.unfinished_at_deadline = tasks - len(finished)
         measure(result, simulator, started, ended, finished, slot_seconds)
+        if copied:
+            result.logs_copied_share = round(sum(copied.values()) / len(copied), 4)
+        result.jobs = per_job(simulator, started, budget, dict(zip(jobs, chunks, strict=True)))
     shutil.rmtree(home, ignore_errors=True)
     return result
 
@@ -284,9 +307,9 @@ def measure(
     result.ecs_reads_per_s_per_100_running = reads_per_100_running(
         sim_tasks, metrics, started, ended
     )
-    logs_mean, logs_peak = metrics.rate({"GetLogEvents"}, started, ended)
-    result.get_log_events_per_s_mean = round(logs_mean, 2)
-    result.get_log_events_per_s_peak = logs_peak
+    logs_mean, logs_peak = metrics.rate({"GetLogEvents", "FilterLogEvents"}, started, ended)
+    result.log_reads_per_s_mean = round(logs_mean, 2)
+    result.log_reads_per_s_peak = logs_peak
     result.throttled_calls = sum(v for k, v in metrics.throttled.items() if k != "launch")
     result.worker_slot_seconds_per_task = round(sum(slot_seconds) / result.tasks, 3)
     latencies: list[float] = []
@@ -294,7 +317,7 @@ def measure(
     for task in sim_tasks:
         env = task.overrides.get("containerOverrides", [{}])[0].get("environment", [])
         partitions = next((e["value"] for e in env if e["name"] == "ML_PARTITIONS"), "[]")
-        by_index[int(json.loads(partitions)[0].split("-")[1])] = task
+        by_index[int(json.loads(partitions)[0].rsplit("-", 1)[1])] = task
     for index, done_at in finished.items():
         found = by_index.get(index)
         if found is not None and found.stopped_at and done_at >= found.stopped_at:
@@ -303,6 +326,43 @@ def measure(
         latencies.sort()
         result.stop_to_finish_p50_s = round(statistics.median(latencies), 2)
         result.stop_to_finish_p95_s = round(latencies[int(0.95 * (len(latencies) - 1))], 2)
+
+
+def per_job(
+    simulator: FargateSimulator, started: float, budget: EcsBudget, chunks: dict[str, int]
+) -> dict[str, dict[str, float | None]]:
+    """Seconds from the burst's start to each job's first and last launch and RUNNING,
+    beside the synth-time plan's last launch (constructs_lib/launch_plan.py)."""
+    from constructs_lib.launch_plan import last_launches
+
+    planned = last_launches(
+        {job: (count, 1.0) for job, count in chunks.items()},
+        rate=budget.launch_rate,
+        burst=budget.launch_burst,
+    )
+    out: dict[str, dict[str, float | None]] = {}
+    for job in chunks:
+        tasks = []
+        for task in simulator.tasks.values():
+            env = task.overrides.get("containerOverrides", [{}])[0].get("environment", [])
+            partitions = next((e["value"] for e in env if e["name"] == "ML_PARTITIONS"), "[]")
+            prefix = json.loads(partitions)[0].rsplit("-", 1)[0]
+            if prefix == job or (job == FORECAST and prefix == "loc"):  # stock: "loc-"
+                tasks.append(task)
+        launches = [t.created_at - started for t in tasks]
+        running = [t.started_at - started for t in tasks if t.started_at]
+
+        def rounded(values: list[float], pick: Any) -> float | None:
+            return round(pick(values), 1) if values else None
+
+        out[job] = {
+            "first_launch_s": rounded(launches, min),
+            "last_launch_s": rounded(launches, max),
+            "first_running_s": rounded(running, min),
+            "last_running_s": rounded(running, max),
+            "planned_last_launch_s": round(planned[job], 1),
+        }
+    return out
 
 
 def reads_per_100_running(
@@ -338,8 +398,8 @@ ROWS = [
     ("ECS reads/s, peak", "ecs_reads_per_s_peak"),
     ("most tasks running at once", "max_running"),
     ("ECS reads/s per 100 tasks running", "ecs_reads_per_s_per_100_running"),
-    ("GetLogEvents/s, mean", "get_log_events_per_s_mean"),
-    ("GetLogEvents/s, peak", "get_log_events_per_s_peak"),
+    ("log reads/s, mean (Get/FilterLogEvents)", "log_reads_per_s_mean"),
+    ("log reads/s, peak", "log_reads_per_s_peak"),
     ("throttled calls", "throttled_calls"),
     ("worker slot-seconds per task", "worker_slot_seconds_per_task"),
     ("triggerer RSS at start (MB)", "triggerer_rss_baseline_mb"),
@@ -347,6 +407,7 @@ ROWS = [
     ("task stop -> Airflow task done p50 (s)", "stop_to_finish_p50_s"),
     ("task stop -> Airflow task done p95 (s)", "stop_to_finish_p95_s"),
     ("container logs copied to task log", "logs_copied"),
+    ("  share of succeeded tasks", "logs_copied_share"),
     ("wall time (s)", "wall_s"),
 ]
 
@@ -369,7 +430,8 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--tasks", type=int, default=2000)
-    parser.add_argument("--paths", default="stock,platform")
+    parser.add_argument("--paths", default="stock,platform,mixed")
+    parser.add_argument("--pricing", type=int, default=120, help="the mixed burst's pricing chunks")
     parser.add_argument("--workers", type=int, default=64, help="worker slots")
     parser.add_argument("--start-latency", type=float, default=5.0)
     parser.add_argument("--run-seconds", type=float, nargs=2, default=(150.0, 330.0))
@@ -393,6 +455,10 @@ def main(argv: list[str] | None = None) -> int:
         for key, count in sorted(results[-1].errors.items(), key=lambda kv: -kv[1])[:5]:
             print(f"  {count:>6} x {key}", flush=True)
     print(table(results))
+    for r in results:
+        for job, figures in r.jobs.items():
+            shown = ", ".join(f"{k} {v}" for k, v in figures.items())
+            print(f"{r.path} / {job}: {shown}")
     print(
         json.dumps(
             {

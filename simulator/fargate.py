@@ -79,6 +79,10 @@ class ApiLimits:
     read_burst: float = 100
     get_log_events_rate: float = 10
     get_log_events_burst: float = 10
+    #: FilterLogEvents: 5 per second per account and region, a hard limit (AWS knowledge
+    #: center, "How do I determine throttling in my CloudWatch logs?").
+    filter_log_events_rate: float = 5
+    filter_log_events_burst: float = 5
 
     @classmethod
     def unlimited(cls) -> ApiLimits:
@@ -366,6 +370,9 @@ class FargateSimulator:
             "GetLogEvents": Bucket(
                 self.limits.get_log_events_rate, self.limits.get_log_events_burst
             ),
+            "FilterLogEvents": Bucket(
+                self.limits.filter_log_events_rate, self.limits.filter_log_events_burst
+            ),
         }
         self._lock = threading.RLock()
 
@@ -391,7 +398,7 @@ class FargateSimulator:
             families = set()
             if api == "RunTask":
                 families.add(family_of(request.get("taskDefinition", "")))
-            elif api == "GetLogEvents":
+            elif api in ("GetLogEvents", "FilterLogEvents"):
                 families.add(self.log_groups.get(request.get("logGroupName", ""), ""))
             else:
                 refs = request.get("tasks") or [request.get("task", "")]

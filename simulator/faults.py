@@ -95,8 +95,8 @@ def cases(out_of_memory: ContainerBehaviour) -> list[Case]:
         Case("describe-throttled", "DescribeTasks throttled (3 times)", ok,
              Faults(throttle=Counter({"DescribeTasks": 3}))),
         # A success waits 2 s at most for its log lines: one throttled read still fits.
-        Case("logs-throttled", "GetLogEvents throttled", ok,
-             Faults(throttle=Counter({"GetLogEvents": 1})), expect_logs=True),
+        Case("logs-throttled", "FilterLogEvents throttled", ok,
+             Faults(throttle=Counter({"FilterLogEvents": 1})), expect_logs=True),
         Case("spot-interrupted", "spot interruption, container exits 0", ok,
              Faults(spot_interruptions=1, interrupt_after=3), capacity="spot",
              expect_started=2, expect_tries=2, expect_message="Spot capacity was reclaimed"),

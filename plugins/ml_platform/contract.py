@@ -46,6 +46,9 @@ ECS_STOP_RATE = 20.0
 ECS_STOP_BURST = 100.0
 #: CloudWatch Logs GetLogEvents, account-wide.
 GET_LOG_EVENTS_RATE = 10.0
+#: CloudWatch Logs FilterLogEvents: 5 per second per account and region, not raisable
+#: (AWS knowledge center, "How do I determine throttling in my CloudWatch logs?").
+FILTER_LOG_EVENTS_RATE = 5.0
 #: DescribeTasks takes at most 100 task ARNs per call.
 DESCRIBE_TASKS_MAX_ARNS = 100
 #: RunTask ``startedBy`` and ``clientToken`` lengths.
@@ -192,10 +195,10 @@ class EcsBudget:
     """DescribeTasks/ListTasks calls per second; the rest of ECS's 20 is left to others."""
     read_burst: Annotated[float, Field(ge=1, le=ECS_READ_BURST)] = 20.0
     """Reads at once after a quiet spell."""
-    log_rate: Annotated[float, Field(gt=0, le=GET_LOG_EVENTS_RATE)] = 8.0
-    """GetLogEvents calls per second."""
-    log_burst: Annotated[float, Field(ge=1, le=GET_LOG_EVENTS_RATE)] = 2.0
-    """Small: refill plus burst must stay under GetLogEvents' ~10 per second."""
+    log_rate: Annotated[float, Field(gt=0, le=FILTER_LOG_EVENTS_RATE)] = 4.0
+    """FilterLogEvents calls per second (each reads up to 100 stopped tasks' streams)."""
+    log_burst: Annotated[float, Field(ge=1, le=FILTER_LOG_EVENTS_RATE)] = 1.0
+    """Small: refill plus burst must stay under FilterLogEvents' 5 per second."""
     stop_rate: Annotated[float, Field(gt=0, le=ECS_STOP_RATE)] = ECS_STOP_RATE
     """StopTask calls per second: a mass clear stops thousands of tasks at once."""
     stop_burst: Annotated[float, Field(ge=1, le=ECS_STOP_BURST)] = ECS_STOP_BURST

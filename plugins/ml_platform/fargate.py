@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import urllib.parse
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -251,7 +252,14 @@ class FargateJobTrigger(BaseTrigger):
         stream = f"{self.log_stream_prefix}/{container}/{event['task_arn'].rsplit('/', 1)[-1]}"
         # A failure's last lines are worth waiting for; a success's are best effort.
         wait = fleet.budget.log_wait_seconds if succeeded(event) else None
-        event["log_lines"] = await fleet.tail(self.log_group, stream, wait=wait, **self._where())
+        created = event.get("created_at")
+        event["log_lines"] = await fleet.tail(
+            self.log_group,
+            stream,
+            wait=wait,
+            since=datetime.fromisoformat(created) if isinstance(created, str) else None,
+            **self._where(),
+        )
         event["log_stream"] = stream
 
 
@@ -277,6 +285,18 @@ def succeeded(event: dict[str, Any]) -> bool:
 
 def out_of_memory(event: dict[str, Any]) -> bool:
     return "OutOfMemoryError" in (event.get("container_reason") or "")
+
+
+def console_url(region: str, group: str, stream: str) -> str:
+    """The stream in the CloudWatch console (its fragment escapes '%' as '$25')."""
+
+    def part(name: str) -> str:
+        return urllib.parse.quote(urllib.parse.quote(name, safe=""), safe="").replace("%", "$")
+
+    return (
+        f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}"
+        f"#logsV2:log-groups/log-group/{part(group)}/log-events/{part(stream)}"
+    )
 
 
 def stopped_event(task: dict[str, Any]) -> dict[str, Any]:
@@ -482,7 +502,13 @@ class FargateChunkOperator(BaseOperator):
 
     def _copy_logs(self, event: dict[str, Any]) -> list[str]:
         """Write the container's last lines (read once by the triggerer) into this log."""
-        where = f"CloudWatch {self.job.logs.group} {event.get('log_stream')}"
+        stream = str(event.get("log_stream") or "")
+        where = f"CloudWatch {self.job.logs.group} {stream}"
+        if stream:
+            self.log.info(
+                "Container log stream: %s",
+                console_url(self.manifest.region, self.job.logs.group, stream),
+            )
         lines = event.get("log_lines")
         if lines is None:
             self.log.info("Container log not copied (log read budget busy); see %s", where)

@@ -14,14 +14,17 @@ Every job trigger in a triggerer process shares its ``Fleet``:
   throttling, and hands each stopped task to the trigger waiting for it.
 - **Stops.** StopTask (timeouts, a user's clear or mark) goes through a paced queue that
   finishes its work even when the caller stops waiting.
-- **Logs.** Each stopped task's last lines are read once, with a single GetLogEvents
-  call, through a log bucket. Failed tasks wait for a token; succeeded ones wait at most
-  ``log_wait_seconds`` and otherwise point to their CloudWatch stream.
+- **Logs.** Stopped tasks' last lines are read in batches: one FilterLogEvents call names
+  up to 100 streams of a log group (the stops of the same half second), through a log
+  bucket. A stream not ingested yet is asked for again in the next batch. Failed tasks
+  wait for their lines; succeeded ones wait at most ``log_wait_seconds`` and otherwise
+  point to their CloudWatch stream.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import heapq
 import itertools
@@ -30,6 +33,7 @@ import random
 import time
 from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, TypeVar
 
 from botocore.config import Config
@@ -44,6 +48,14 @@ THROTTLED = {"ThrottlingException", "Throttling", "TooManyRequestsException",
              "RequestLimitExceeded", "ServerException"}  # fmt: skip
 CAPACITY = "capacity is unavailable"
 MAX_BATCH = DESCRIBE_TASKS_MAX_ARNS
+#: FilterLogEvents takes at most 100 logStreamNames (botocore's InputLogStreamNames).
+LOG_STREAMS_PER_CALL = 100
+#: Stops arriving within this long share one FilterLogEvents call.
+LOG_BATCH_SECONDS = 0.5
+#: How long a stream may take to show up (CloudWatch ingests with a delay).
+LOG_MISSING_SECONDS = 60.0
+#: Reads start this long before now when the task's creation time is not known.
+LOG_LOOKBACK = timedelta(hours=1)
 # Our own pacing handles throttling; botocore's hidden retries would multiply calls.
 NO_SDK_RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 1})
 
@@ -207,6 +219,19 @@ class _Stop:
 
 
 @dataclass
+class _LogRead:
+    group: str
+    stream: str
+    where: tuple[str | None, str]
+    since_ms: int
+    #: A success stops waiting here (monotonic); None: a failure waits for its lines.
+    deadline: float | None
+    #: A stream still absent by then never got a line: [] instead of waiting on.
+    missing_deadline: float
+    future: asyncio.Future[list[str] | None]
+
+
+@dataclass
 class _Watch:
     futures: dict[str, list[asyncio.Future[dict[str, Any]]]] = field(default_factory=dict)
     misses: dict[str, int] = field(default_factory=dict)
@@ -246,6 +271,9 @@ class Fleet:
         self._watches: dict[tuple[str | None, str, str], _Watch] = {}
         self._sweeper: asyncio.Task[None] | None = None
         self._unfinished: set[asyncio.Task[Any]] = set()
+        self._log_requests: list[_LogRead] = []
+        self._log_reader: asyncio.Task[None] | None = None
+        self._log_wake = asyncio.Event()
 
     def repace(self, budget: EcsBudget) -> None:
         for bucket, rate, burst in (
@@ -530,35 +558,115 @@ class Fleet:
     # -- logs -----------------------------------------------------------------------------
 
     async def tail(
-        self, group: str, stream: str, *, aws_conn_id: str | None, region: str, wait: float | None
+        self,
+        group: str,
+        stream: str,
+        *,
+        aws_conn_id: str | None,
+        region: str,
+        wait: float | None,
+        since: datetime | None = None,
     ) -> list[str] | None:
-        """The stream's last lines with one GetLogEvents; None when no budget within wait."""
-        logs = await self.client("logs", aws_conn_id, region)
-        backoff = Backoff(base=0.5, cap=30.0)
-        deadline = None if wait is None else time.monotonic() + wait
+        """The stream's last lines, read in a batch with up to 99 other streams of the
+        group (one FilterLogEvents call); None when ``wait`` passed first.
+
+        :param wait: seconds to wait (a success); None waits for the lines (a failure),
+            or ``LOG_MISSING_SECONDS`` for a stream that never appears ([]).
+        :param since: when the task was created: the read starts there.
+        """
+        now = time.monotonic()
+        request = _LogRead(
+            group=group,
+            stream=stream,
+            where=(aws_conn_id, region),
+            since_ms=int((since or datetime.now(UTC) - LOG_LOOKBACK).timestamp() * 1000),
+            deadline=None if wait is None else now + wait,
+            missing_deadline=now + LOG_MISSING_SECONDS,
+            future=self.loop.create_future(),
+        )
+        self._log_requests.append(request)
+        if self._log_reader is None or self._log_reader.done():
+            self._log_reader = self.loop.create_task(self._read_logs_forever())
+        self._log_wake.set()
+        return await request.future
+
+    async def _read_logs_forever(self) -> None:
         while True:
-            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-            if not await self.log_reads.take(timeout=left):
-                return None
+            if not self._log_requests:
+                self._log_wake.clear()
+                await self._log_wake.wait()
+                continue
+            # Let the stops of the same moment join one call.
+            await asyncio.sleep(LOG_BATCH_SECONDS)
+            self._expire_log_requests()
+            batches: dict[tuple[tuple[str | None, str], str], list[_LogRead]] = {}
+            for request in self._log_requests:
+                batch = batches.setdefault((request.where, request.group), [])
+                if len(batch) < LOG_STREAMS_PER_CALL:
+                    batch.append(request)
+            for (where, group), batch in batches.items():
+                await self._read_batch(where, group, batch)
+
+    def _expire_log_requests(self) -> None:
+        now = time.monotonic()
+        for request in list(self._log_requests):
+            if request.future.done():
+                self._log_requests.remove(request)
+            elif request.deadline is not None and now >= request.deadline:
+                request.future.set_result(None)
+                self._log_requests.remove(request)
+
+    async def _read_batch(
+        self, where: tuple[str | None, str], group: str, batch: list[_LogRead]
+    ) -> None:
+        """One FilterLogEvents (and its next pages) for up to 100 streams of one group."""
+        aws_conn_id, region = where
+        logs = await self.client("logs", aws_conn_id, region)
+        lines: dict[str, collections.deque[str]] = {
+            r.stream: collections.deque(maxlen=self.budget.log_lines) for r in batch
+        }
+        request: dict[str, Any] = {
+            "logGroupName": group,
+            "logStreamNames": sorted(lines),
+            "startTime": min(r.since_ms for r in batch),
+        }
+        backoff = Backoff(base=0.5, cap=30.0)
+        while True:
+            await self.log_reads.take()
             try:
-                response = await logs.get_log_events(
-                    logGroupName=group,
-                    logStreamName=stream,
-                    startFromHead=False,
-                    limit=self.budget.log_lines,
-                )
-                return [e["message"].rstrip("\n") for e in response.get("events", [])]
+                page = await logs.filter_log_events(**request)
             except ClientError as error:
                 code = error_code(error)
-                if code == "ResourceNotFoundException":
-                    return []
+                if code == "ResourceNotFoundException":  # no such log group: nothing to copy
+                    for r in batch:
+                        self._resolve_log(r, [])
+                    return
                 if code not in THROTTLED:
                     raise
                 self.log_reads.penalize(backoff.next())
+                continue
+            for event in page.get("events", []):
+                lines[event["logStreamName"]].append(event["message"].rstrip("\n"))
+            if not page.get("nextToken"):
+                break
+            request["nextToken"] = page["nextToken"]
+        now = time.monotonic()
+        for r in batch:
+            if lines[r.stream]:
+                self._resolve_log(r, list(lines[r.stream]))
+            elif now >= r.missing_deadline:
+                self._resolve_log(r, [])  # the stream never appeared (nothing was written)
+            # else: not ingested yet; the next batch asks again
+
+    def _resolve_log(self, request: _LogRead, lines: list[str]) -> None:
+        if not request.future.done():
+            request.future.set_result(lines)
+        with contextlib.suppress(ValueError):
+            self._log_requests.remove(request)
 
     async def close(self) -> None:
         await self.launch_queue.close()
-        for task in (self._sweeper, self._stopper):
+        for task in (self._sweeper, self._stopper, self._log_reader):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -169,7 +169,7 @@ def test_shipped_environments_use_each_backend() -> None:
             "less than or equal to 20",
         ),
         ({"ecs_budget": EcsBudget(read_rate=0)}, "ecs_budget.read_rate", "greater than 0"),
-        ({"ecs_budget": EcsBudget(log_rate=11)}, "ecs_budget.log_rate", "less than or equal"),
+        ({"ecs_budget": EcsBudget(log_rate=6)}, "ecs_budget.log_rate", "less than or equal"),
         ({"ecs_budget": EcsBudget(launch_burst=500)}, "ecs_budget.launch_burst", "less than"),
         ({"ecs_budget": EcsBudget(poll_interval=0.5)}, "ecs_budget.poll_interval", "greater"),
     ],

@@ -135,8 +135,8 @@ def test_unreadable_files(tmp_path: Path) -> None:
 
 def test_each_triggerer_gets_its_share_of_the_ecs_budget(synthesized: Synthesized) -> None:
     fleet = synthesized.manifest("prod")["fleet"]
-    # 20 launches/s after a burst of 100, 10 reads/s, 8 log reads/s, over 2 triggerers
+    # 20 launches/s after a burst of 100, 10 reads/s, 4 log reads/s, over 2 triggerers
     # (self-hosted: at most max_triggerers run, each with this share).
     assert (fleet["launch_rate"], fleet["launch_burst"]) == (10.0, 50.0)
-    assert (fleet["read_rate"], fleet["log_rate"]) == (5.0, 4.0)
+    assert (fleet["read_rate"], fleet["log_rate"]) == (5.0, 2.0)
     assert fleet["poll_interval"] == 15.0

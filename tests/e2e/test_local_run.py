@@ -120,6 +120,13 @@ def test_container_log_lines_appear_in_the_airflow_task_log(finished_run: Any) -
     assert "[model] market=market-001" in log
     assert "[model] market=market-002" in log
     assert "[model] done partitions=2 failed=0" in log
+    # And where the whole stream is: a link into the CloudWatch console.
+    (job,) = [j for j in platform.manifest["jobs"] if j["name"] == JOB]
+    group = job["logs"]["group"].replace("/", "$252F")
+    assert f"#logsV2:log-groups/log-group/{group}/log-events/job$252Fmodel$252F" in log
+    # Read by one batched FilterLogEvents per stop moment, never GetLogEvents.
+    assert platform.simulator.metrics.calls["GetLogEvents"] == 0
+    assert platform.simulator.metrics.calls["FilterLogEvents"] >= 1
 
 
 def test_the_pool_holds_deferred_tasks_and_is_never_exceeded(finished_run: Any) -> None:

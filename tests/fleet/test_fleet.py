@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -14,10 +15,11 @@ from typing import Any
 
 import pytest
 
+from ml_platform import fleet as fleet_module
 from ml_platform.contract import EcsBudget
 from ml_platform.fargate import FargateJobTrigger, client_token, started_by
 from ml_platform.fleet import Fleet, LaunchFailed
-from simulator.bootstrap import airflow_connection, bootstrap_family
+from simulator.bootstrap import airflow_connection, bootstrap_family, client
 from simulator.fargate import FargateSimulator, Faults, Scripted
 from simulator.server import LocalAws
 
@@ -301,7 +303,8 @@ def test_a_retry_after_success_adopts_instead_of_launching(bench: Bench) -> None
 def test_logs_are_read_once_and_bounded(bench: Bench) -> None:
     event = run(first_event(trigger(bench, "chatty")))
     assert event["log_lines"] == ['start partitions=["chatty"]', "done exit_code=0"]
-    assert bench.simulator.metrics.calls["GetLogEvents"] == 1
+    assert bench.simulator.metrics.calls["FilterLogEvents"] == 1
+    assert bench.simulator.metrics.calls["GetLogEvents"] == 0
 
     async def starved() -> list[str] | None:
         fleet = Fleet.get(EcsBudget(log_rate=0.01, log_burst=1))
@@ -560,3 +563,71 @@ def test_a_mass_kill_stops_every_task_paced_even_after_on_kill_gives_up(bench: B
     elapsed = run(scenario())
     assert running(bench) == []
     assert elapsed >= (count - 10) / 20 * 0.9  # paced, not fired all at once
+
+
+def write_stream(bench: Bench, stream: str, lines: list[str]) -> None:
+    logs = client("logs", bench.aws.endpoint_url, REGION)
+    logs.create_log_stream(logGroupName=GROUP, logStreamName=stream)
+    now = int(time.time() * 1000)
+    logs.put_log_events(
+        logGroupName=GROUP,
+        logStreamName=stream,
+        logEvents=[{"timestamp": now + i, "message": line} for i, line in enumerate(lines)],
+    )
+
+
+def tail_all(streams: list[str], *, wait: float | None, before: Any = None) -> list[Any]:
+    async def go() -> list[Any]:
+        fleet = Fleet.get(EcsBudget())
+        tails = [
+            asyncio.create_task(
+                fleet.tail(GROUP, stream, aws_conn_id=CONN, region=REGION, wait=wait)
+            )
+            for stream in streams
+        ]
+        if before is not None:
+            await before()
+        lines = await asyncio.gather(*tails)
+        await fleet.close()
+        return lines
+
+    return run(go())
+
+
+def test_the_logs_of_many_stopped_tasks_are_read_100_streams_a_call(bench: Bench) -> None:
+    streams = [f"job/model/task-{i:03d}" for i in range(150)]
+    for stream in streams:
+        write_stream(bench, stream, [f"{stream} line {n}" for n in range(3)])
+    bench.simulator.metrics.calls.clear()
+    lines = tail_all(streams, wait=30)
+    assert lines == [[f"{stream} line {n}" for n in range(3)] for stream in streams]
+    # 150 streams: 2 calls of at most 100 names, not 150 GetLogEvents.
+    assert bench.simulator.metrics.calls["FilterLogEvents"] == 2
+    assert bench.simulator.metrics.calls["GetLogEvents"] == 0
+
+
+def test_a_stream_not_written_yet_is_read_when_it_appears(bench: Bench) -> None:
+    async def later() -> None:
+        await asyncio.sleep(1.5)  # CloudWatch ingests after the task has stopped
+        await asyncio.to_thread(write_stream, bench, "job/model/late", ["written late"])
+
+    (lines,) = tail_all(["job/model/late"], wait=None, before=later)
+    assert lines == ["written late"]
+    assert bench.simulator.metrics.calls["FilterLogEvents"] >= 2  # asked again
+
+
+def test_a_stream_that_never_appears_ends_empty_for_a_failure(
+    bench: Bench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fleet_module, "LOG_MISSING_SECONDS", 1.0)
+    (lines,) = tail_all(["job/model/never"], wait=None)
+    assert lines == []
+
+
+def test_a_throttled_log_read_is_retried(bench: Bench) -> None:
+    write_stream(bench, "job/model/throttled", ["still copied"])
+    bench.simulator.log_groups[GROUP] = FAMILY  # known once a task of the family ran
+    bench.simulator.inject(FAMILY, Faults(throttle=Counter({"FilterLogEvents": 2})))
+    (lines,) = tail_all(["job/model/throttled"], wait=None)
+    assert lines == ["still copied"]
+    assert bench.simulator.metrics.throttled["FilterLogEvents"] == 2
