@@ -141,6 +141,26 @@ class ComputeConfig:
         return out
 
 
+def _fan_out_and_triggerer_problems(max_map_length: int, triggerer_capacity: int) -> list[str]:
+    """Limits both Airflow backends share."""
+    out = []
+    if not 1 <= max_map_length <= MAX_MAP_LENGTH_MAX:
+        out.append(
+            f"field 'airflow.max_map_length': {max_map_length} must be 1-{MAX_MAP_LENGTH_MAX}"
+        )
+    if not 1 <= triggerer_capacity <= 10_000:
+        out.append(f"field 'airflow.triggerer_capacity': {triggerer_capacity} must be 1-10000")
+    return out
+
+
+def _log_level_problems(log_level: str) -> list[str]:
+    if log_level in ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"):
+        return []
+    return [
+        f"field 'airflow.log_level': {log_level!r}; allowed: CRITICAL, ERROR, WARNING, INFO, DEBUG"
+    ]
+
+
 @dataclass(frozen=True)
 class MwaaConfig:
     """The Amazon MWAA environment."""
@@ -193,15 +213,7 @@ class MwaaConfig:
             out.append(f"field 'airflow.schedulers': {self.schedulers}; mw1.micro runs exactly 1")
         elif self.environment_class != "mw1.micro" and not 2 <= self.schedulers <= 5:
             out.append(f"field 'airflow.schedulers': {self.schedulers} must be 2-5")
-        if not 1 <= self.max_map_length <= MAX_MAP_LENGTH_MAX:
-            out.append(
-                f"field 'airflow.max_map_length': {self.max_map_length} must be "
-                f"1-{MAX_MAP_LENGTH_MAX}"
-            )
-        if not 1 <= self.triggerer_capacity <= 10_000:
-            out.append(
-                f"field 'airflow.triggerer_capacity': {self.triggerer_capacity} must be 1-10000"
-            )
+        out += _fan_out_and_triggerer_problems(self.max_map_length, self.triggerer_capacity)
         if not re.match(
             r"^(MON|TUE|WED|THU|FRI|SAT|SUN):([01]\d|2[0-3]):(00|30)$",
             self.weekly_maintenance_window_start,
@@ -211,11 +223,7 @@ class MwaaConfig:
                 f"{self.weekly_maintenance_window_start!r} must look like 'SUN:03:00' "
                 "(half-hour steps)"
             )
-        if self.log_level not in ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"):
-            out.append(
-                f"field 'airflow.log_level': {self.log_level!r}; allowed: CRITICAL, ERROR, "
-                "WARNING, INFO, DEBUG"
-            )
+        out += _log_level_problems(self.log_level)
         return out
 
 
@@ -377,15 +385,7 @@ class SelfHostedAirflowConfig:
                 f"field 'airflow.version': {self.version!r} has no pinned runtime "
                 f"(config/airflow_versions.py); allowed: {sorted(MWAA_RUNTIMES)}"
             )
-        if not 1 <= self.max_map_length <= MAX_MAP_LENGTH_MAX:
-            out.append(
-                f"field 'airflow.max_map_length': {self.max_map_length} must be "
-                f"1-{MAX_MAP_LENGTH_MAX}"
-            )
-        if not 1 <= self.triggerer_capacity <= 10_000:
-            out.append(
-                f"field 'airflow.triggerer_capacity': {self.triggerer_capacity} must be 1-10000"
-            )
+        out += _fan_out_and_triggerer_problems(self.max_map_length, self.triggerer_capacity)
         if not 1 <= self.min_triggerers <= self.max_triggerers <= 20:
             out.append(
                 f"field 'airflow.min_triggerers'/'max_triggerers': {self.min_triggerers}/"
@@ -410,11 +410,7 @@ class SelfHostedAirflowConfig:
                 f"field 'airflow.admin_username': {self.admin_username!r} must be 2-64 "
                 "lowercase letters, digits, '_', '.', '-', starting with a letter"
             )
-        if self.log_level not in ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"):
-            out.append(
-                f"field 'airflow.log_level': {self.log_level!r}; allowed: CRITICAL, ERROR, "
-                "WARNING, INFO, DEBUG"
-            )
+        out += _log_level_problems(self.log_level)
         return out
 
 

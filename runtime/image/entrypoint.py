@@ -244,8 +244,7 @@ def schema_is_newer() -> bool:
     and ``db migrate`` would fail the rollback. That init migrates nothing; going back a
     version for good needs ``airflow db downgrade`` first (README: upgrading Airflow).
     """
-    output = _airflow("db", "check")  # reachable first: a clear error if not
-    del output
+    _airflow("db", "check")  # reachable first: a clear error if not
     done = subprocess.run(
         [sys.executable, "-c", _SCHEMA_CHECK], capture_output=True, text=True, check=False
     )
