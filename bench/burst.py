@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from config import ENVIRONMENTS
+from config.prices import fargate_prices
 from constructs_lib.plugins_bundle import build_plugins_zip
 from ml_platform.contract import EcsBudget, parse_manifest
 from simulator.airflow_local import REPO, mwaa_environment, parity_runtime
@@ -185,6 +186,8 @@ def platform_manifest(
         "network": {"subnets": network["subnets"], "security_groups": network["security_groups"]},
         "max_map_length": 100_000,
         "fleet": budget.to_dict(),
+        "prices": fargate_prices(REGION),
+        "observability": {"namespace": "MLPlatform/bench"},
         "pools": [{"name": "forecast", "slots": 10_000}],
         "jobs": [{**job, "name": name, "tags": {"team": name}} for name in jobs],
     }

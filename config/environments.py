@@ -12,6 +12,7 @@ from config.model import (
     Capacity,
     ComputeConfig,
     EnvironmentConfig,
+    MonitoringConfig,
     MwaaConfig,
     NetworkConfig,
     Pool,
@@ -71,6 +72,7 @@ PROD = EnvironmentConfig(
     ),
     default_pool="batch",
     tags={**_COST_TAGS, "environment": "prod"},
+    monitoring=MonitoringConfig(alarm_emails=("ml-platform-oncall@example.com",)),
 )
 
 ENVIRONMENTS: dict[str, EnvironmentConfig] = {env.name: env for env in (DEV, PROD)}

@@ -15,6 +15,7 @@ from types import MappingProxyType
 
 from config.airflow_versions import MWAA_RUNTIMES
 from ml_platform.contract import (
+    DEFAULT_RUN_TIME_ALARM_FACTOR,
     FARGATE_SIZES,
     MAX_MAP_LENGTH_MAX,
     Capacity,
@@ -35,6 +36,7 @@ __all__ = [
     "EcsBudget",
     "EnvironmentConfig",
     "LogRetention",
+    "MonitoringConfig",
     "MwaaConfig",
     "NetworkConfig",
     "Pool",
@@ -138,6 +140,41 @@ class ComputeConfig:
             )
         if not isinstance(self.enhanced_container_insights, bool):
             out.append("field 'compute.enhanced_container_insights': must be True or False")
+        return out
+
+
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+@dataclass(frozen=True)
+class MonitoringConfig:
+    """Who hears about failures and what counts as one (``constructs_lib/monitoring.py``)."""
+
+    #: Email addresses subscribed to the environment's alarm topic (each confirms once).
+    alarm_emails: tuple[str, ...] = ()
+    #: A run's slowest chunk longer than this many times the job's expected chunk time.
+    run_time_alarm_factor: float = DEFAULT_RUN_TIME_ALARM_FACTOR
+    #: Throttled ECS/Logs calls per minute that, for 5 minutes running, raise an alarm.
+    throttled_calls_per_minute: int = 30
+
+    def problems(self) -> list[str]:
+        out = []
+        for email in self.alarm_emails:
+            if not isinstance(email, str) or not EMAIL_PATTERN.match(email):
+                out.append(f"field 'monitoring.alarm_emails': {email!r} is not an email address")
+        if not isinstance(self.run_time_alarm_factor, int | float) or not (
+            1 < self.run_time_alarm_factor <= 100
+        ):
+            out.append(
+                f"field 'monitoring.run_time_alarm_factor': {self.run_time_alarm_factor!r} "
+                "must be a number above 1 and at most 100"
+            )
+        per_minute = self.throttled_calls_per_minute
+        if not isinstance(per_minute, int) or isinstance(per_minute, bool) or per_minute < 1:
+            out.append(
+                f"field 'monitoring.throttled_calls_per_minute': "
+                f"{self.throttled_calls_per_minute!r} must be a whole number >= 1"
+            )
         return out
 
 
@@ -437,6 +474,17 @@ class EnvironmentConfig:
     default_pool: str = ""
     #: Cost-allocation tags on every resource of the environment.
     tags: Mapping[str, str] = field(default_factory=dict)
+    monitoring: MonitoringConfig = field(default_factory=MonitoringConfig)
+
+    @property
+    def airflow_name(self) -> str:
+        """The Airflow environment's name (MWAA's environment, or the self-hosted one's)."""
+        return f"{self.prefix}-airflow"
+
+    @property
+    def metrics_namespace(self) -> str:
+        """CloudWatch namespace of the environment's run and fleet metrics."""
+        return f"MLPlatform/{self.name}"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tags", MappingProxyType(dict(self.tags)))
@@ -465,6 +513,12 @@ class EnvironmentConfig:
                 "(the look-up is per account and region)"
             )
         out += self.network.problems() + self.compute.problems()
+        if isinstance(self.monitoring, MonitoringConfig):
+            out += self.monitoring.problems()
+        else:
+            out.append(
+                f"field 'monitoring': {type(self.monitoring).__name__}; allowed: MonitoringConfig"
+            )
         if not isinstance(self.airflow, MwaaConfig | SelfHostedAirflowConfig):
             out.append(
                 f"field 'airflow': {type(self.airflow).__name__}; allowed: MwaaConfig or "

@@ -18,9 +18,16 @@ class Prices:
     region: str
     as_of: str
     sources: tuple[str, ...]
-    # Fargate, Linux x86_64, on-demand.
+    # Fargate, Linux, on-demand: x86_64 and ARM64 (Graviton); ephemeral storage above
+    # the 20 GiB included.
     fargate_vcpu_hour: float
     fargate_gb_hour: float
+    fargate_arm_vcpu_hour: float
+    fargate_arm_gb_hour: float
+    fargate_ephemeral_gb_hour: float
+    #: Fargate Spot's discount from on-demand: an assumption, since Spot prices move
+    #: (AWS quotes "up to 70%"). Lower it if the bills show less.
+    fargate_spot_discount: float
     # Amazon MWAA: the environment (its default schedulers and one worker), then extras.
     mwaa_environment_hour: Mapping[str, float]
     mwaa_extra_worker_hour: Mapping[str, float]
@@ -63,6 +70,10 @@ PRICES = Prices(
     ),
     fargate_vcpu_hour=0.04048,
     fargate_gb_hour=0.004445,
+    fargate_arm_vcpu_hour=0.03238,
+    fargate_arm_gb_hour=0.00356,
+    fargate_ephemeral_gb_hour=0.000111,
+    fargate_spot_discount=0.6,
     mwaa_environment_hour={
         "mw1.micro": 0.24,
         "mw1.small": 0.49,
@@ -101,3 +112,29 @@ PRICES = Prices(
     interface_endpoint_az_hour=0.01,
     private_hosted_zone_month=0.50,
 )
+
+
+#: Price tables by region. A region without one is priced with us-east-1's, and every
+#: figure names the table's region, so nobody mistakes it for the local price.
+PRICES_BY_REGION: Mapping[str, Prices] = MappingProxyType({PRICES.region: PRICES})
+
+
+def prices_for(region: str | None) -> Prices:
+    """The price table of an environment's region, else us-east-1's."""
+    return PRICES_BY_REGION.get(region or PRICES.region, PRICES)
+
+
+def fargate_prices(region: str | None) -> dict[str, object]:
+    """The manifest's ``prices`` (``ml_platform.contract.FargatePrices``)."""
+    table = prices_for(region)
+    return {
+        "region": table.region,
+        "as_of": table.as_of,
+        "source": table.sources[0],
+        "x86_vcpu_hour": table.fargate_vcpu_hour,
+        "x86_gb_hour": table.fargate_gb_hour,
+        "arm_vcpu_hour": table.fargate_arm_vcpu_hour,
+        "arm_gb_hour": table.fargate_arm_gb_hour,
+        "ephemeral_gb_hour": table.fargate_ephemeral_gb_hour,
+        "spot_discount": table.fargate_spot_discount,
+    }

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -288,11 +289,52 @@ class MwaaEnvironment(Construct):
             service="airflow", resource="environment", resource_name=self.environment_name
         )
 
+    def health_metrics(self) -> dict[str, tuple[cw.IMetric, float, cw.ComparisonOperator, str]]:
+        """What says this MWAA is unwell, for the platform alarms: the scheduler's and the
+        triggerer's heartbeats (namespace AmazonMWAA, dimensions Function and Environment:
+        MWAA's "Monitoring dashboards and alarms" and "Apache Airflow metrics" pages)."""
+        heartbeat = cw.Metric(
+            namespace="AmazonMWAA",
+            metric_name="SchedulerHeartbeat",
+            dimensions_map={"Function": "Scheduler", "Environment": self.environment_name},
+            statistic="Sum",
+            period=cdk.Duration.minutes(1),
+        )
+        triggerer = cw.Metric(
+            namespace="AmazonMWAA",
+            metric_name="TriggererHeartbeat",
+            dimensions_map={"Function": "Triggerer", "Environment": self.environment_name},
+            statistic="Sum",
+            period=cdk.Duration.minutes(1),
+        )
+        below = cw.ComparisonOperator.LESS_THAN_THRESHOLD
+        return {
+            "SchedulerHeartbeat": (heartbeat, 1, below,
+                                   "No scheduler heartbeat for 3 minutes: nothing is scheduled."),
+            "TriggererHeartbeat": (triggerer, 1, below,
+                                   "No triggerer heartbeat for 3 minutes: deferred chunks are "
+                                   "neither launched nor followed."),
+        }  # fmt: skip
+
     def _grant_mwaa_needs(self, stack: cdk.Stack) -> None:
         """The execution-role policy from the MWAA user guide (AWS-owned key variant)."""
         role = self.execution_role
         role.add_to_policy(
             iam.PolicyStatement(actions=["airflow:PublishMetrics"], resources=[self.arn])
+        )
+        # Each run's summary writes its note through the REST API, as Airflow's User role
+        # (it may edit DAG runs; not pools, connections or variables).
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["airflow:InvokeRestApi"],
+                resources=[
+                    stack.format_arn(
+                        service="airflow",
+                        resource="role",
+                        resource_name=f"{self.environment_name}/User",
+                    )
+                ],
+            )
         )
         role.add_to_policy(
             iam.PolicyStatement(

@@ -27,6 +27,7 @@ from typing import Any, cast
 
 import aws_cdk as cdk
 from aws_cdk import aws_applicationautoscaling as appscaling
+from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
@@ -265,7 +266,7 @@ class SelfHostedAirflow(Construct):
             command=["triggerer"],
             stop_timeout=MAX_STOP_TIMEOUT,
         )
-        self._listener.add_targets(
+        self.api_targets = self._listener.add_targets(
             "ApiServer",
             port=API_PORT,
             protocol=elbv2.ApplicationProtocol.HTTP,
@@ -280,6 +281,34 @@ class SelfHostedAirflow(Construct):
         self._scale_triggerers(triggerer)
         self._connect(groups)
         self._acknowledge_findings(stack, groups)
+
+    def health_metrics(self) -> dict[str, tuple[cw.IMetric, float, cw.ComparisonOperator, str]]:
+        """What says this Airflow is unwell, for the platform alarms: fewer triggerers or
+        schedulers running than configured (Container Insights' RunningTaskCount), or no
+        healthy api-server behind the load balancer."""
+
+        def running(service: str) -> cw.Metric:
+            return cw.Metric(
+                namespace="ECS/ContainerInsights",
+                metric_name="RunningTaskCount",
+                dimensions_map={"ClusterName": self.cluster.cluster_name, "ServiceName": service},
+                statistic="Minimum",
+                period=cdk.Duration.minutes(1),
+            )
+
+        below = cw.ComparisonOperator.LESS_THAN_THRESHOLD
+        config = self.config
+        return {
+            "Triggerers": (running("triggerer"), config.min_triggerers, below,
+                           f"Fewer than {config.min_triggerers} triggerers running for 3 "
+                           "minutes: deferred chunks are not followed or launched."),
+            "Schedulers": (running("scheduler"), config.schedulers, below,
+                           f"Fewer than {config.schedulers} schedulers running for 3 minutes."),
+            "ApiServers": (self.api_targets.metrics.healthy_host_count(
+                               statistic="Minimum", period=cdk.Duration.minutes(1)), 1, below,
+                           "No healthy api-server for 3 minutes: tasks cannot report their "
+                           "state (Execution API) and the UI is down."),
+        }  # fmt: skip
 
     # -- state and secrets ---------------------------------------------------------------
 

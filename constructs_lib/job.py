@@ -35,6 +35,7 @@ from constructs_lib.job_checks import (
 from constructs_lib.job_inputs import JobImage, Partitions, architecture_name, whole_seconds
 from constructs_lib.job_placement import PlacesJobs
 from constructs_lib.job_platform import JobPlatform
+from constructs_lib.monitoring import JobAlarms
 from ml_platform import contract
 from ml_platform.contract import Capacity
 
@@ -75,6 +76,11 @@ class MlJob(Construct):
         synth refuses a plan that misses it, with the arithmetic. Default: none.
     :param launch_weight: share of the launch queue while other jobs' chunks wait too
         (weight 2: twice the launches of a weight-1 job). Default: 1, every job alike.
+    :param expected_chunk_time: how long one chunk usually runs (launch to stop): the
+        monthly cost estimate and the run-time alarm use it. Default: unknown; the
+        estimate then uses ``execution_timeout`` and says it is a ceiling.
+    :param max_start_delay: the first chunk RUNNING later than this after the scheduled
+        time raises an alarm. Default: ``start_window`` if set, else 5 minutes.
     :param capacity: :class:`Capacity`. Default: the environment's ``default_capacity``;
         on-demand for ARM64 when that default is a spot one (Fargate Spot is x86_64 only).
     :param cost_center: cost-allocation tag. Default: none.
@@ -111,6 +117,8 @@ class MlJob(Construct):
         max_active_runs: int = contract.DEFAULT_MAX_ACTIVE_RUNS,
         launch_weight: float = contract.DEFAULT_LAUNCH_WEIGHT,
         start_window: cdk.Duration | None = None,
+        expected_chunk_time: cdk.Duration | None = None,
+        max_start_delay: cdk.Duration | None = None,
         capacity: Capacity | None = None,
         cost_center: str | None = None,
         tags: Mapping[str, str] | None = None,
@@ -143,6 +151,8 @@ class MlJob(Construct):
             max_active_runs=max_active_runs,
             launch_weight=launch_weight,
             start_window=start_window,
+            expected_chunk_time=expected_chunk_time,
+            max_start_delay=max_start_delay,
             capacity=capacity or self._default_capacity(env.compute.default_capacity,
                                                         cpu_architecture),
             capacity_chosen=capacity is not None,
@@ -220,6 +230,20 @@ class MlJob(Construct):
             logging=ecs.LogDrivers.aws_logs(
                 stream_prefix=defaults.LOG_STREAM_PREFIX, log_group=self.log_group
             ),
+        )
+        self.alarms = JobAlarms(
+            self,
+            "Alarms",
+            prefix=env.prefix,
+            namespace=env.metrics_namespace,
+            job=name,
+            team=team,
+            max_start_delay_seconds=self.max_start_delay_seconds,
+            expected_chunk_seconds=whole_seconds(expected_chunk_time)
+            if expected_chunk_time
+            else None,
+            run_time_factor=env.monitoring.run_time_alarm_factor,
+            action=platform.alarm_action,
         )
         for key, value in self.job_tags.items():
             cdk.Tags.of(self).add(key, value)
@@ -421,7 +445,21 @@ class MlJob(Construct):
             "max_active_runs": job.max_active_runs,
             "launch_weight": float(job.launch_weight),
             "tags": {**self.platform.environment.tags, **self.job_tags},
+            "cpu_architecture": architecture_name(job.cpu_architecture),
+            "ephemeral_storage_gib": job.ephemeral_storage_gib
+            or contract.FARGATE_INCLUDED_EPHEMERAL_GIB,
+            "expected_chunk_seconds": (
+                whole_seconds(job.expected_chunk_time) if job.expected_chunk_time else None
+            ),
+            "max_start_delay_seconds": self.max_start_delay_seconds,
         }
+
+    @property
+    def max_start_delay_seconds(self) -> int:
+        """The start-delay alarm's threshold: declared, else the start window, else 5 min."""
+        job = self.declaration
+        chosen = job.max_start_delay or job.start_window
+        return whole_seconds(chosen) if chosen else contract.DEFAULT_MAX_START_DELAY_SECONDS
 
     @staticmethod
     def _default_capacity(default: Capacity, architecture: ecs.CpuArchitecture) -> Capacity:

@@ -68,6 +68,8 @@ class Declaration:
     max_active_runs: int
     launch_weight: float
     start_window: cdk.Duration | None
+    expected_chunk_time: cdk.Duration | None
+    max_start_delay: cdk.Duration | None
     capacity: Capacity
     #: Whether ``capacity`` was chosen by the job (not the environment's default).
     capacity_chosen: bool
@@ -98,6 +100,7 @@ def declaration_problems(job: Declaration, env: EnvironmentConfig) -> list[str]:
     problems += _start_window_problems(job) or fan_out_problems(job, env)
     problems += _pool_problems(job, env)
     problems += _retry_problems(job)
+    problems += _expectation_problems(job)
     problems += capacity_problems(job.capacity, job.cpu_architecture, chosen=job.capacity_chosen)
     problems += tag_problems(job.tags, "tags")
     if job.cost_center is not None:
@@ -126,6 +129,10 @@ def _type_problems(job: Declaration) -> list[str]:
         ("max_retry_delay", job.max_retry_delay, cdk.Duration, "a cdk.Duration"),
         ("execution_timeout", job.execution_timeout, cdk.Duration, "a cdk.Duration"),
         ("start_window", job.start_window, (cdk.Duration, type(None)), "a cdk.Duration or None"),
+        ("expected_chunk_time", job.expected_chunk_time, (cdk.Duration, type(None)),
+         "a cdk.Duration or None"),
+        ("max_start_delay", job.max_start_delay, (cdk.Duration, type(None)),
+         "a cdk.Duration or None"),
         ("cpu_architecture", job.cpu_architecture, ecs.CpuArchitecture,
          "ecs.CpuArchitecture.X86_64 or .ARM64"),
     ]  # fmt: skip
@@ -371,6 +378,27 @@ def _retry_problems(job: Declaration) -> list[str]:
         out.append(
             f"field 'launch_weight': {weight!r} must be a number above 0 and at most "
             f"{contract.LAUNCH_WEIGHT_MAX:g}"
+        )
+    return out
+
+
+def _expectation_problems(job: Declaration) -> list[str]:
+    """What the cost estimate and the alarms take from the job."""
+    out = []
+    timeout = whole_seconds(job.execution_timeout)
+    if job.expected_chunk_time is not None and not (
+        1 <= whole_seconds(job.expected_chunk_time) <= timeout
+    ):
+        out.append(
+            f"field 'expected_chunk_time': must be 1 s to the execution_timeout ({timeout} s): "
+            "a chunk cannot be expected to outlast its timeout"
+        )
+    if job.max_start_delay is not None and not (
+        0 <= whole_seconds(job.max_start_delay) <= START_WINDOW_MAX_SECONDS
+    ):
+        out.append(
+            f"field 'max_start_delay': must be 0 s to {START_WINDOW_MAX_SECONDS // 60} min "
+            "after the scheduled time"
         )
     return out
 

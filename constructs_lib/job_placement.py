@@ -19,9 +19,10 @@ from constructs import Construct
 from ml_platform.contract import DeclarationError
 
 #: Jobs per stack: 5 resources each (log group, two roles, a policy, a task definition),
-#: 6 with a grant to the model; 60 x 6 = 360 leaves room under CloudFormation's 500 for
-#: a group's own resources (buckets, keys). The quota check after synth is the backstop.
-JOBS_PER_STACK = 60
+#: 6 with a grant to the model, and 2-3 alarms: 40 x 9 = 360 leaves room under
+#: CloudFormation's 500 for a group's own resources (buckets, keys). The quota check
+#: after synth is the backstop.
+JOBS_PER_STACK = 40
 FILE_HEADER = (
     "Written by make synth: the stack of each job, by group (1 = Jobs-<group>, "
     "k = Jobs-<group>-<k>). Commit it; a job never moves once placed."

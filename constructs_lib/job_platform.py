@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
@@ -47,6 +48,14 @@ if TYPE_CHECKING:
     from constructs_lib.job import MlJob
 
 
+#: Why the job role has actions on "*" (one acknowledgement covers both grants).
+UNSCOPED_ACTIONS = (
+    "Actions without resource-level permissions, each limited by a condition: ecs:ListTasks "
+    "by ecs:cluster (this cluster), cloudwatch:PutMetricData by cloudwatch:namespace (this "
+    "environment's namespace)."
+)
+
+
 @dataclass
 class JobPlatform:
     """What every job in an environment shares; the stage builds one and passes it on."""
@@ -57,6 +66,8 @@ class JobPlatform:
     task_subnets: Sequence[ec2.ISubnet]
     task_security_group: ec2.ISecurityGroup
     log_key: kms.IKey
+    #: Where every job's alarms go (the environment's alarm topic).
+    alarm_action: cw.IAlarmAction
     jobs: list[MlJob] = field(default_factory=list)
     _names: set[str] = field(default_factory=set, repr=False)
 
@@ -144,13 +155,7 @@ class JobPlatform:
                 resource=tasks,
                 reason="Task ids are assigned at run time; only tasks of this cluster.",
             )
-            acknowledge(
-                grantee,
-                "IAM5",
-                resource="*",
-                reason="ecs:ListTasks has no resource-level permissions; an ecs:cluster "
-                "condition limits it to this cluster.",
-            )
+            acknowledge(grantee, "IAM5", resource="*", reason=UNSCOPED_ACTIONS)
         grant = iam.Grant.add_to_principal(
             grantee=grantee,
             actions=["ecs:DescribeTasks", "ecs:StopTask"],
@@ -174,6 +179,19 @@ class JobPlatform:
                 resource_arns=["*"],
                 conditions=in_cluster,
             )
+        )
+
+    def grant_put_metrics(self, grantee: iam.IGrantable) -> iam.Grant:
+        """PutMetricData into this environment's namespace only (runs' and fleets')."""
+        if isinstance(grantee, Construct):
+            acknowledge(grantee, "IAM5", resource="*", reason=UNSCOPED_ACTIONS)
+        return iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["cloudwatch:PutMetricData"],
+            resource_arns=["*"],
+            conditions={
+                "StringEquals": {"cloudwatch:namespace": self.environment.metrics_namespace}
+            },
         )
 
     def plan_launches(self) -> list[BusyMinute]:

@@ -14,6 +14,8 @@ from typing import Any
 
 import aws_cdk as cdk
 
+from config.model import MwaaConfig
+from config.prices import fargate_prices
 from constructs_lib.job import JobPlatform
 from ml_platform.contract import SCHEMA_VERSION, parse_manifest
 
@@ -34,6 +36,12 @@ def build_manifest(platform: JobPlatform) -> dict[str, Any]:
         "max_map_length": env.airflow.max_map_length,
         # Each triggerer spends its share of the environment's budget.
         "fleet": env.ecs_budget.share(env.airflow.triggerers).to_dict(),
+        "prices": fargate_prices(env.region),
+        "observability": {
+            "namespace": env.metrics_namespace,
+            "run_time_alarm_factor": env.monitoring.run_time_alarm_factor,
+            "mwaa_environment": env.airflow_name if isinstance(env.airflow, MwaaConfig) else None,
+        },
         "pools": [dataclasses.asdict(pool) for pool in env.pools],
         "jobs": [job.manifest_entry() for job in platform.jobs],
     }

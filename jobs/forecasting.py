@@ -27,4 +27,6 @@ def declare(stack: JobsStack) -> None:
         pool="forecast",
         retries=2,
         execution_timeout=Duration.minutes(30),
+        # Launch to stop, Fargate start included: the cost estimate and slow-run alarm use it.
+        expected_chunk_time=Duration.minutes(3),
     )

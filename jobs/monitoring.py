@@ -24,4 +24,5 @@ def declare(stack: JobsStack) -> None:
         chunk_size=25,
         retries=1,
         execution_timeout=Duration.minutes(20),
+        expected_chunk_time=Duration.minutes(5),
     )

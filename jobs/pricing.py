@@ -27,6 +27,7 @@ def declare(stack: JobsStack) -> None:
         retries=3,
         retry_delay=Duration.minutes(1),
         execution_timeout=Duration.minutes(15),
+        expected_chunk_time=Duration.minutes(2),
         # Prices must be out by a quarter past: never wait for spot capacity.
         capacity=Capacity.ON_DEMAND,
     )

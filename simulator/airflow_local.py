@@ -130,6 +130,12 @@ class AirflowQueries:
     def start(self) -> AirflowQueries:
         raise NotImplementedError
 
+    def rest(
+        self, method: str, path: str, query: dict[str, Any] | None = None, body: Any = None
+    ) -> tuple[int, Any]:
+        """Call the public REST API (``/api/v2``): (status, JSON answer)."""
+        raise NotImplementedError
+
     def stop(self) -> None:
         raise NotImplementedError
 

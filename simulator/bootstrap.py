@@ -24,13 +24,21 @@ ACCESS_KEY = SECRET_KEY = "testing"
 
 
 def airflow_connection(endpoint_url: str, region: str) -> str:
-    """An Airflow AWS connection (for ``AIRFLOW_CONN_<ID>``) pointing at the local endpoint."""
+    """An Airflow AWS connection (for ``AIRFLOW_CONN_<ID>``) pointing at the local endpoint.
+
+    Differs from AWS in one setting: MWAA's InvokeRestApi prefixes the host with the
+    environment's name (``<env>.airflow...``); 127.0.0.1 has no such names, so the prefix
+    is left out (``inject_host_prefix``). On AWS the default connection keeps it."""
     return json.dumps(
         {
             "conn_type": "aws",
             "login": ACCESS_KEY,
             "password": SECRET_KEY,
-            "extra": {"endpoint_url": endpoint_url, "region_name": region},
+            "extra": {
+                "endpoint_url": endpoint_url,
+                "region_name": region,
+                "config_kwargs": {"inject_host_prefix": False},
+            },
         }
     )
 

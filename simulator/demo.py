@@ -24,6 +24,7 @@ import json
 import re
 import sys
 import time
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,11 @@ def report(platform: LocalPlatform, job: dict[str, Any], state: str, seconds: fl
         if e.startswith("job ")
     ]
     lines += [f"summary: {s}" for s in summary]
+    status, run = platform.airflow.rest(
+        "GET", f"/dags/{name}/dagRuns/{urllib.parse.quote(RUN_ID, safe='')}", {}, None
+    )
+    if status == 200 and run.get("note"):
+        lines.append("DAG run note: " + " | ".join(run["note"].split("\n\n")))
     return "\n".join(lines)
 
 

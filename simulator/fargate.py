@@ -268,6 +268,11 @@ class SimTask:
     interrupt_after: float | None = None
     #: (stop code, reason) of a stop asked for, while a real container winds down.
     stopping: tuple[str, str] | None = None
+    #: The task definition's size, as DescribeTasks reports it for Fargate.
+    cpu: str = "256"
+    memory: str = "512"
+    architecture: str = "x86_64"
+    ephemeral_gib: int = 20
 
     def describe(self) -> dict[str, Any]:
         status = {"STOPPED": "STOPPED", "RUNNING": "RUNNING"}.get(self.last_status, "PENDING")
@@ -296,8 +301,17 @@ class SimTask:
             "group": self.group,
             "startedBy": self.started_by,
             "platformVersion": "1.4.0",
+            "cpu": self.cpu,
+            "memory": self.memory,
+            "ephemeralStorage": {"sizeInGiB": self.ephemeral_gib},
+            "attributes": [{"name": "ecs.cpu-architecture", "value": self.architecture}],
         }
+        # The image pull runs from PENDING to RUNNING: Fargate bills from its start.
+        pulled = self.stopped_at if self.stopped_at is not None else time.time()
+        if pulled >= self.pending_at:
+            out["pullStartedAt"] = self.pending_at
         if self.started_at is not None:
+            out["pullStoppedAt"] = self.running_at
             out["startedAt"] = self.started_at
         if self.stopped_at is not None:
             out.update(
@@ -306,6 +320,18 @@ class SimTask:
                 stoppedReason=self.stopped_reason,
             )
         return out
+
+
+def _task_size(definition: Any) -> dict[str, Any]:
+    """cpu, memory, architecture and storage of a (moto) task definition."""
+    platform = getattr(definition, "runtime_platform", None) or {}
+    storage = getattr(definition, "ephemeral_storage", None) or {}
+    return {
+        "cpu": str(getattr(definition, "cpu", None) or "256"),
+        "memory": str(getattr(definition, "memory", None) or "512"),
+        "architecture": str(platform.get("cpuArchitecture") or "X86_64").lower(),
+        "ephemeral_gib": int(storage.get("sizeInGiB") or 20),
+    }
 
 
 @dataclass
@@ -505,6 +531,7 @@ class FargateSimulator:
             # ECS's default for Fargate: 30 s from SIGTERM to SIGKILL (at most 120).
             stop_timeout=float(container_def.get("stopTimeout") or 30),
             interrupt_after=interrupt_after,
+            **_task_size(definition),
         )
         self.tasks[arn] = task
         if token:

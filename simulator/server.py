@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable
 from types import TracebackType
@@ -23,6 +24,9 @@ from simulator.fargate import EcsError, FargateSimulator
 
 ECS_TARGET = "AmazonEC2ContainerServiceV20141113."
 LOGS_TARGET = "Logs_20140328."
+#: CloudWatch, in botocore's protocols: JSON target, RPCv2-CBOR path, or query form.
+CLOUDWATCH_TARGET = "GraniteServiceVersion20100801."
+CLOUDWATCH_PATH = "/service/GraniteServiceVersion20100801/operation/"
 SIMULATED = {"RunTask", "DescribeTasks", "StopTask", "ListTasks"}
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -50,6 +54,9 @@ class FargateMiddleware:
             return self._invoke_rest_api(environ, start_response)
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         api = target.split(".", 1)[-1] if target.startswith((ECS_TARGET, LOGS_TARGET)) else ""
+        cloudwatch = self._cloudwatch_api(environ, target)
+        if cloudwatch:
+            self.simulator.metrics.count(cloudwatch)
         try:
             if api in SIMULATED and target.startswith(ECS_TARGET):
                 length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -68,6 +75,23 @@ class FargateMiddleware:
                 {"__type": error.code, "message": str(error)},
             )
         return self.app(environ, start_response)
+
+    @staticmethod
+    def _cloudwatch_api(environ: dict[str, Any], target: str) -> str:
+        """The CloudWatch operation of a request, or "" (counted, then moto answers)."""
+        path = environ.get("PATH_INFO", "")
+        if target.startswith(CLOUDWATCH_TARGET):
+            return target.removeprefix(CLOUDWATCH_TARGET)
+        if path.startswith(CLOUDWATCH_PATH):
+            return str(path).removeprefix(CLOUDWATCH_PATH)
+        if "monitoring" in environ.get("HTTP_AUTHORIZATION", "") and environ.get(
+            "CONTENT_TYPE", ""
+        ).startswith("application/x-www-form-urlencoded"):
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = environ["wsgi.input"].read(length)
+            environ["wsgi.input"] = io.BytesIO(body)
+            return str(urllib.parse.parse_qs(body.decode()).get("Action", [""])[0])
+        return ""
 
     def _invoke_rest_api(
         self, environ: dict[str, Any], start_response: Callable[..., Any]

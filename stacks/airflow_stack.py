@@ -46,7 +46,7 @@ class AirflowStack(cdk.Stack):
             self.airflow = MwaaEnvironment(
                 self,
                 "Mwaa",
-                environment_name=f"{config.prefix}-airflow",
+                environment_name=config.airflow_name,
                 config=config.airflow,
                 vpc=platform.vpc,
                 subnets=platform.task_subnets,
@@ -60,7 +60,7 @@ class AirflowStack(cdk.Stack):
             self.airflow = SelfHostedAirflow(
                 self,
                 "SelfHosted",
-                environment_name=f"{config.prefix}-airflow",
+                environment_name=config.airflow_name,
                 config=config.airflow,
                 vpc=platform.vpc,
                 subnets=platform.task_subnets,
@@ -80,5 +80,6 @@ class AirflowStack(cdk.Stack):
         # (platform-owned names, not per job).
         platform.grant_run_jobs(role)
         platform.grant_task_control(role)
+        platform.grant_put_metrics(role)
         for job in platform.jobs:
             job.grant_read_partitions(role)  # only jobs that read their partitions from S3

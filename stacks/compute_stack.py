@@ -7,6 +7,7 @@ from constructs import Construct
 from config.model import EnvironmentConfig
 from constructs_lib.cluster import PlatformCluster
 from constructs_lib.defaults import removal
+from constructs_lib.monitoring import AlarmTopic
 
 
 class ComputeStack(cdk.Stack):
@@ -18,7 +19,9 @@ class ComputeStack(cdk.Stack):
         config: EnvironmentConfig,
         vpc: ec2.IVpc,
     ) -> None:
-        super().__init__(scope, id, description=f"ML platform {config.name}: ECS cluster")
+        super().__init__(
+            scope, id, description=f"ML platform {config.name}: ECS cluster and alarm topic"
+        )
         self.cluster = PlatformCluster(
             self,
             "Cluster",
@@ -27,4 +30,11 @@ class ComputeStack(cdk.Stack):
             job_log_group_prefix=f"/{config.prefix}/jobs/",
             removal_policy=removal(config.removal_policy),
             enhanced_insights=config.compute.enhanced_container_insights,
+        )
+        self.alarms = AlarmTopic(
+            self,
+            "Alarms",
+            topic_name=f"{config.prefix}-alarms",
+            emails=config.monitoring.alarm_emails,
+            removal_policy=removal(config.removal_policy),
         )

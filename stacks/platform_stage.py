@@ -1,4 +1,4 @@
-"""One environment = one stage: network -> compute -> job groups -> Airflow."""
+"""One environment = one stage: network -> compute -> job groups -> Airflow -> monitoring."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from constructs_lib.manifest import build_manifest, local_manifest
 from stacks.airflow_stack import AirflowStack
 from stacks.compute_stack import ComputeStack
 from stacks.jobs_stack import JobsStack
+from stacks.monitoring_stack import MonitoringStack
 from stacks.network_stack import NetworkStack
 
 #: A job group declares its jobs into its first stack; they spread over as many stacks as
@@ -33,6 +34,7 @@ def job_platform(
         task_subnets=network.network.private_subnets,
         task_security_group=network.network.task_security_group,
         log_key=compute.cluster.job_log_key,
+        alarm_action=compute.alarms.action,
     )
 
 
@@ -78,4 +80,16 @@ class PlatformStage(cdk.Stage):
             manifest=build_manifest(self.platform),
             local_manifest=self.manifest,
         )
+        self.monitoring = MonitoringStack(
+            self,
+            "Monitoring",
+            config=config,
+            airflow=self.airflow.airflow,
+            groups={
+                group: [(job.name, job.declaration.team) for job in self.platform.jobs
+                        if cdk.Stack.of(job) in stack.group_stacks.values()]
+                for group, stack in self.job_stacks.items()
+            },
+            action=compute.alarms.action,
+        )  # fmt: skip
         self.network, self.compute = network, compute

@@ -1,6 +1,6 @@
 """Print what `make synth` produced, per environment: stacks and their resources; each
 job's schedule (UTC), size, fan-out, pool, capacity, retries and timeout; and each pool's
-slots beside the jobs that share them."""
+slots beside the jobs that share them; and the monthly cost estimate (``tools.job_costs``)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from ml_platform.contract import Manifest, S3Partitions, load_manifest
+from tools import job_costs
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
@@ -82,12 +83,16 @@ def summarize(outdir: Path) -> str:
         assembly = outdir / f"assembly-{env}"
         artifacts = json.loads((assembly / "manifest.json").read_text())["artifacts"]
         stacks = []
+        alarms = 0
         for artifact in artifacts.values():
             if artifact["type"] != "aws:cloudformation:stack":
                 continue
             template = json.loads((assembly / artifact["properties"]["templateFile"]).read_text())
             name = artifact["properties"].get("stackName", artifact.get("displayName", ""))
             stacks.append([name, str(len(template["Resources"]))])
+            alarms += sum(
+                r["Type"] == "AWS::CloudWatch::Alarm" for r in template["Resources"].values()
+            )
         manifest = load_manifest(manifest_path)
         jobs, sharing = _jobs(manifest)
         pools = [
@@ -102,6 +107,8 @@ def summarize(outdir: Path) -> str:
             + "\n\n"
             + _table(pools, ["pool", "slots", "shared by (a deferred task holds its slot)"])
             + _launch_plan(outdir / "launch-plans" / f"{env}.json")
+            + "\n\nmonthly estimate\n"
+            + job_costs.table(manifest, job_costs.airflow_month(env), alarms)
         )
     return "\n\n".join(parts)
 

@@ -74,6 +74,14 @@ FARGATE_SIZES: Mapping[int, tuple[int, ...]] = {
 EPHEMERAL_STORAGE_GIB = (21, 200)
 #: FARGATE_SPOT runs Linux x86_64 tasks only: not ARM64, not Windows.
 SPOT_CPU_ARCHITECTURES = ("X86_64",)
+CPU_ARCHITECTURES = ("X86_64", "ARM64")
+#: Fargate bills per second from the start of the image pull to the task's stop, with a
+#: one-minute minimum; the first 20 GiB of ephemeral storage are included.
+FARGATE_MINIMUM_BILLED_SECONDS = 60
+FARGATE_INCLUDED_EPHEMERAL_GIB = 20
+#: CloudWatch PutMetricData: datums per call; dimensions per metric.
+PUT_METRIC_DATA_MAX_DATUMS = 1000
+METRIC_DIMENSIONS_MAX = 30
 
 # -- Airflow limits -------------------------------------------------------------------------
 
@@ -114,6 +122,12 @@ DEFAULT_EXECUTION_TIMEOUT_SECONDS = 3600
 DEFAULT_MAX_ACTIVE_RUNS = 1
 #: Every job the same share: a small job is not queued behind a big one.
 DEFAULT_LAUNCH_WEIGHT = 1.0
+#: The first chunk RUNNING later than this after the scheduled time raises an alarm.
+DEFAULT_MAX_START_DELAY_SECONDS = 300
+#: A run's slowest chunk longer than this many times its expected time raises an alarm.
+DEFAULT_RUN_TIME_ALARM_FACTOR = 2.0
+#: Fleet metrics: at most one PutMetricData per triggerer per this many seconds.
+FLEET_METRICS_INTERVAL_SECONDS = 60
 
 #: Variables the platform sets in every model container (a job may not set them).
 JOB_ENVIRONMENT = ("ML_JOB_NAME", "ML_ENVIRONMENT")
@@ -352,6 +366,52 @@ class Job(_Model):
     map-index order."""
     tags: dict[str, str]
     """Cost-allocation tags added to every task the job launches."""
+    cpu_architecture: Literal["X86_64", "ARM64"] = "X86_64"
+    """The task definition's CPU architecture (prices differ)."""
+    ephemeral_storage_gib: Annotated[int, Field(ge=20, le=EPHEMERAL_STORAGE_GIB[1])] = (
+        FARGATE_INCLUDED_EPHEMERAL_GIB
+    )
+    """Ephemeral storage of one task; above 20 GiB it is billed."""
+    expected_chunk_seconds: Annotated[int, Field(ge=1)] | None = None
+    """How long one chunk usually runs, launch to stop; null: unknown, and estimates use
+    the execution timeout as a ceiling."""
+    max_start_delay_seconds: Annotated[int, Field(ge=0)] = DEFAULT_MAX_START_DELAY_SECONDS
+    """The first chunk RUNNING later than this after the scheduled time raises an alarm."""
+
+    @property
+    def expected_or_ceiling_seconds(self) -> tuple[int, bool]:
+        """(seconds one chunk is expected to run, whether that is the timeout's ceiling)."""
+        if self.expected_chunk_seconds is not None:
+            return self.expected_chunk_seconds, False
+        return self.execution_timeout_seconds, True
+
+
+class FargatePrices(_Model):
+    """Fargate list prices of the manifest's region, per hour (USD)."""
+
+    region: Annotated[str, Field(min_length=1)]
+    as_of: Annotated[str, Field(min_length=1)]
+    """The day these prices were read."""
+    source: Annotated[str, Field(min_length=1)]
+    x86_vcpu_hour: Annotated[float, Field(gt=0)]
+    x86_gb_hour: Annotated[float, Field(gt=0)]
+    arm_vcpu_hour: Annotated[float, Field(gt=0)]
+    arm_gb_hour: Annotated[float, Field(gt=0)]
+    ephemeral_gb_hour: Annotated[float, Field(ge=0)]
+    """Ephemeral storage above the 20 GiB included."""
+    spot_discount: Annotated[float, Field(ge=0, lt=1)]
+    """Fargate Spot's discount from on-demand: configured, since Spot prices move."""
+
+
+class Observability(_Model):
+    """Where runs and the fleet report their metrics."""
+
+    namespace: Annotated[str, Field(min_length=1, max_length=255)]
+    """CloudWatch namespace of the environment's metrics."""
+    run_time_alarm_factor: Annotated[float, Field(gt=1)] = DEFAULT_RUN_TIME_ALARM_FACTOR
+    mwaa_environment: str | None = None
+    """The MWAA environment whose REST API (``InvokeRestApi``) takes each run's note;
+    null on a self-hosted Airflow, where the summary log and XCom carry the report."""
 
 
 class Manifest(_Model):
@@ -369,6 +429,10 @@ class Manifest(_Model):
     """Airflow's core.max_map_length: the largest fan-out."""
     fleet: EcsBudget
     """API budget of each triggerer process (its share of the environment's)."""
+    prices: FargatePrices
+    """What a chunk's Fargate task costs, for each run's cost summary."""
+    observability: Observability
+    """CloudWatch namespace of runs' and the fleet's metrics."""
     pools: list[Pool]
     """Airflow pools of the environment."""
     jobs: list[Job]

@@ -27,7 +27,9 @@ from ml_platform.contract import (
     load_manifest,
     overrides_chars,
 )
-from ml_platform.fargate import FargateChunkOperator
+from ml_platform.fargate import CHUNK_RESULT_KEY, FargateChunkOperator
+from ml_platform.metrics import publish_run_metrics
+from ml_platform.report import build_report, log_report, note, write_note
 
 log = logging.getLogger(__name__)
 
@@ -84,45 +86,36 @@ def resolve_chunks(
 
 
 def summarize(
-    job: Job, chunks: list[list[str]], results: list[dict[str, Any] | None]
+    manifest: Manifest,
+    job: Job,
+    chunks: list[list[str]],
+    outcomes: list[dict[str, Any] | None],
+    facts: list[dict[str, Any] | None],
+    *,
+    scheduled_at: datetime,
+    aws_conn_id: str | None,
+    ti: Any = None,
 ) -> dict[str, Any]:
-    """Chunks succeeded and failed, and how long they ran; fails the run if any failed."""
-    done = [r for r in results if r]
-    durations = sorted(
-        (
-            datetime.fromisoformat(r["stopped_at"]) - datetime.fromisoformat(r["started_at"])
-        ).total_seconds()
-        for r in done
-        if r.get("started_at") and r.get("stopped_at")
+    """The run's report (``ml_platform.report``): logged, sent to CloudWatch, kept as
+    XCom ``report`` and as the DAG run's note; fails the run if any chunk failed.
+
+    :param outcomes: each chunk's return value (None: the chunk did not succeed).
+    :param facts: each chunk's ECS facts and cost, successes and failures alike.
+    """
+    report = build_report(
+        job, chunks, facts, succeeded=[r is not None for r in outcomes], scheduled_at=scheduled_at
     )
-    summary = {
-        "job": job.name,
-        "chunks": len(chunks),
-        "partitions": sum(len(c) for c in chunks),
-        "succeeded": len(done),
-        "failed": len(chunks) - len(done),
-        "seconds_min": round(durations[0], 1) if durations else None,
-        "seconds_median": round(durations[len(durations) // 2], 1) if durations else None,
-        "seconds_max": round(durations[-1], 1) if durations else None,
-    }
-    log.info(
-        "job %s: %d chunks (%d partitions): %d succeeded, %d failed; task seconds "
-        "min %s, median %s, max %s",
-        job.name,
-        summary["chunks"],
-        summary["partitions"],
-        summary["succeeded"],
-        summary["failed"],
-        summary["seconds_min"],
-        summary["seconds_median"],
-        summary["seconds_max"],
-    )
-    if summary["failed"]:
+    log_report(report)
+    publish_run_metrics(report, manifest, aws_conn_id)
+    if ti is not None:
+        ti.xcom_push(key="report", value=report)
+        write_note(manifest, ti.dag_id, ti.run_id, note(report, manifest), aws_conn_id)
+    if report["failed"]:
         raise AirflowException(
-            f"job {job.name!r}: {summary['failed']} of {summary['chunks']} chunks failed; "
+            f"job {job.name!r}: {report['failed']} of {report['chunks']} chunks failed; "
             "see the failed 'run' task instances for the reason and the container log"
         )
-    return summary
+    return report
 
 
 def doc_md(manifest: Manifest, job: Job) -> str:
@@ -202,8 +195,25 @@ def build_dag(
         ).expand(chunk=chunks)
 
         @task(task_id="summarize", trigger_rule=TriggerRule.ALL_DONE)
-        def summary(chunks: Any, results: Any) -> dict[str, Any]:
-            return summarize(job, chunks, list(results))
+        def summary(chunks: Any, results: Any, **context: Any) -> dict[str, Any]:
+            ti = context["ti"]
+            facts = (
+                ti.xcom_pull(
+                    task_ids="run", key=CHUNK_RESULT_KEY, map_indexes=list(range(len(chunks)))
+                )
+                if chunks
+                else []
+            )
+            return summarize(
+                manifest,
+                job,
+                chunks,
+                list(results),
+                list(facts),
+                scheduled_at=context["dag_run"].run_after,
+                aws_conn_id=aws_conn_id,
+                ti=ti,
+            )
 
         summary(chunks, run.output)
     return dag

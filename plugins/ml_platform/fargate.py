@@ -28,12 +28,17 @@ from ml_platform.contract import (
     Manifest,
     chunk_overrides,
 )
+from ml_platform.cost import chunk_cost
 from ml_platform.fleet import Admission, Fleet, LaunchFailed
 
 # Stop codes that mean the task did not finish its work, whatever its exit code says.
 _INTERRUPTED = {"SpotInterruption", "TaskFailedToStart", "ServiceSchedulerInitiated",
                 "TerminationNotice"}  # fmt: skip
 LOG_LINES_IN_FAILURE = 20
+#: XCom key of each chunk's ECS facts and cost, pushed by success and failure alike.
+CHUNK_RESULT_KEY = "chunk_result"
+#: DescribeTasks attribute naming the task's CPU architecture.
+CPU_ATTRIBUTE = "ecs.cpu-architecture"
 #: Airflow's own deferral timeout trails the trigger's deadline by this much: the trigger
 #: stops the task and reports first; Airflow's timeout is the backstop.
 TIMEOUT_BACKSTOP = timedelta(seconds=60)
@@ -82,6 +87,8 @@ class FargateJobTrigger(BaseTrigger):
         job: str = "",
         launch_weight: float = 1.0,
         order: int = 0,
+        team: str = "",
+        metrics_namespace: str | None = None,
     ) -> None:
         super().__init__()
         self.request = request
@@ -98,6 +105,9 @@ class FargateJobTrigger(BaseTrigger):
         self.job = job
         self.launch_weight = launch_weight
         self.order = order
+        #: Where the fleet's metrics go, and the job's team dimension.
+        self.team = team
+        self.metrics_namespace = metrics_namespace
         self._task_arn: str | None = None
         self._launch_sent = asyncio.Event()
 
@@ -117,6 +127,8 @@ class FargateJobTrigger(BaseTrigger):
                 "job": self.job,
                 "launch_weight": self.launch_weight,
                 "order": self.order,
+                "team": self.team,
+                "metrics_namespace": self.metrics_namespace,
             },
         )
 
@@ -125,6 +137,9 @@ class FargateJobTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         fleet = Fleet.get(EcsBudget(**self.fleet))
+        if self.metrics_namespace:
+            fleet.teams[self.job] = self.team
+            fleet.report_to(self.metrics_namespace, self.aws_conn_id, self.region)
         left = None
         if self.deadline is not None:
             left = (datetime.fromisoformat(self.deadline) - datetime.now(UTC)).total_seconds()
@@ -140,6 +155,10 @@ class FargateJobTrigger(BaseTrigger):
             raise
         if event["status"] == "stopped":
             await self._read_logs(fleet, event)
+            counts = fleet.counters
+            (counts.logs_missed if event["log_lines"] is None else counts.logs_copied)[
+                self.job
+            ] += 1
         yield TriggerEvent(event)
 
     def _airflow_timeout_passed(self) -> bool:
@@ -236,9 +255,14 @@ class FargateJobTrigger(BaseTrigger):
             )
         self._task_arn = task["taskArn"]
         if task.get("lastStatus") != "STOPPED":
-            task = await fleet.wait_stopped(
-                task["taskArn"], cluster=cluster, aws_conn_id=self.aws_conn_id, region=self.region
-            )
+            fleet.running[self.job] += 1
+            try:
+                task = await fleet.wait_stopped(
+                    task["taskArn"], cluster=cluster, aws_conn_id=self.aws_conn_id,
+                    region=self.region,
+                )  # fmt: skip
+            finally:
+                fleet.running[self.job] -= 1
         if task.get("lastStatus") == "MISSING":
             return {
                 "status": "missing",
@@ -307,6 +331,10 @@ def stopped_event(task: dict[str, Any]) -> dict[str, Any]:
         value = task.get(key)
         return value.isoformat() if value is not None and hasattr(value, "isoformat") else value
 
+    architecture = next(
+        (a.get("value") for a in task.get("attributes") or [] if a.get("name") == CPU_ATTRIBUTE),
+        None,
+    )
     return {
         "status": "stopped",
         "task_arn": task["taskArn"],
@@ -316,8 +344,14 @@ def stopped_event(task: dict[str, Any]) -> dict[str, Any]:
         "stopped_reason": task.get("stoppedReason", ""),
         "capacity_provider": task.get("capacityProviderName", ""),
         "created_at": stamp("createdAt"),
+        "pull_started_at": stamp("pullStartedAt"),
         "started_at": stamp("startedAt"),
         "stopped_at": stamp("stoppedAt"),
+        # What Fargate billed: the task's own size, architecture and storage.
+        "cpu": task.get("cpu"),
+        "memory": task.get("memory"),
+        "cpu_architecture": architecture,
+        "ephemeral_storage_gib": (task.get("ephemeralStorage") or {}).get("sizeInGiB"),
     }
 
 
@@ -378,6 +412,8 @@ class FargateChunkOperator(BaseOperator):
                 job=self.job.name,
                 launch_weight=self.job.launch_weight,
                 order=ti.map_index,
+                team=self.job.team,
+                metrics_namespace=self.manifest.observability.namespace,
             ),
             method_name="execute_complete",
             timeout=self.execution_timeout + TIMEOUT_BACKSTOP if self.execution_timeout else None,
@@ -443,6 +479,14 @@ class FargateChunkOperator(BaseOperator):
                 f"followed: {event.get('reason', event)}"
             )
         lines = self._copy_logs(event)
+        cost = chunk_cost(
+            self.manifest.prices,
+            event,
+            cpu_units=self.job.cpu,
+            memory_mib=self.job.memory_mib,
+            architecture=self.job.cpu_architecture,
+            ephemeral_gib=self.job.ephemeral_storage_gib,
+        )
         result = {
             "chunk": context["ti"].map_index,
             "partitions": len(self.chunk),
@@ -452,7 +496,19 @@ class FargateChunkOperator(BaseOperator):
             "capacity_provider": event.get("capacity_provider"),
             "started_at": event.get("started_at"),
             "stopped_at": event.get("stopped_at"),
+            "billed_seconds": cost.billed_seconds,
+            "cost_usd": cost.usd,
         }
+        self.log.info(
+            "Fargate cost of this chunk: $%.6f (%d s billed, %s, %s%s)",
+            cost.usd,
+            cost.billed_seconds,
+            cost.architecture,
+            event.get("capacity_provider") or "FARGATE",
+            f", Spot at {self.manifest.prices.spot_discount:.0%} off" if cost.spot else "",
+        )
+        # Failed chunks cost money too: the run's summary reads this key for every chunk.
+        context["ti"].xcom_push(key=CHUNK_RESULT_KEY, value=result)
         if succeeded(event):
             self.log.info("Chunk %s succeeded", result["chunk"])
             return result

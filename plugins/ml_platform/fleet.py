@@ -39,7 +39,13 @@ from typing import Any, ClassVar, TypeVar
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from ml_platform.contract import DESCRIBE_TASKS_MAX_ARNS, EcsBudget
+from ml_platform.contract import (
+    DESCRIBE_TASKS_MAX_ARNS,
+    FLEET_METRICS_INTERVAL_SECONDS,
+    EcsBudget,
+)
+from ml_platform.metrics import FleetCounters, fleet_metric_data
+from ml_platform.metrics import batches as metric_batches
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -274,6 +280,13 @@ class Fleet:
         self._log_requests: list[_LogRead] = []
         self._log_reader: asyncio.Task[None] | None = None
         self._log_wake = asyncio.Event()
+        #: Metrics: counted between writes; tasks followed per job; where to write.
+        self.counters = FleetCounters()
+        self.running: collections.Counter[str] = collections.Counter()
+        self.teams: dict[str, str] = {}
+        self._metrics_target: tuple[str, str | None, str] | None = None
+        self._metrics_writer: asyncio.Task[None] | None = None
+        self.metric_writes = 0
 
     def repace(self, budget: EcsBudget) -> None:
         for bucket, rate, burst in (
@@ -346,10 +359,12 @@ class Fleet:
                     raise LaunchFailed(f"RunTask refused: {error}") from error
                 delay = backoff.next()
                 self.launches.penalize(delay)
+                self.counters.throttled["RunTask"] += 1
                 reason = "RunTask throttled"
             else:
                 if response.get("tasks"):
                     task: dict[str, Any] = response["tasks"][0]
+                    self.counters.launches[admission.job] += 1
                     return task
                 reason = "; ".join(f.get("reason", "?") for f in response.get("failures", []))
                 if CAPACITY not in reason.lower():
@@ -456,6 +471,7 @@ class Fleet:
                 await ecs.stop_task(cluster=stop.cluster, task=stop.task_arn, reason=stop.reason)
             except ClientError as error:
                 if error_code(error) in THROTTLED:
+                    self.counters.throttled["StopTask"] += 1
                     self.stops.penalize(backoff.next())
                     self._stop_queue.put_nowait(stop)  # again, after the pause
                     continue
@@ -529,6 +545,7 @@ class Fleet:
                     log.warning("DescribeTasks failed: %s", error)
                     return
                 delay = backoff.next()
+                self.counters.throttled["DescribeTasks"] += 1
                 log.warning("DescribeTasks throttled; pausing %.1f s", delay)
                 self.reads.penalize(delay)
         for task in response.get("tasks", []):
@@ -643,6 +660,7 @@ class Fleet:
                     return
                 if code not in THROTTLED:
                     raise
+                self.counters.throttled["FilterLogEvents"] += 1
                 self.log_reads.penalize(backoff.next())
                 continue
             for event in page.get("events", []):
@@ -664,9 +682,40 @@ class Fleet:
         with contextlib.suppress(ValueError):
             self._log_requests.remove(request)
 
+    # -- metrics --------------------------------------------------------------------------
+
+    def report_to(self, namespace: str, aws_conn_id: str | None, region: str) -> None:
+        """Write this fleet's metrics to ``namespace`` once a minute (the first trigger
+        that names a namespace starts the writer; nothing is written while idle)."""
+        self._metrics_target = (namespace, aws_conn_id, region)
+        if self._metrics_writer is None or self._metrics_writer.done():
+            self._metrics_writer = self.loop.create_task(self._write_metrics_forever())
+
+    async def _write_metrics_forever(self) -> None:
+        while True:
+            await asyncio.sleep(FLEET_METRICS_INTERVAL_SECONDS)
+            await self.write_metrics()
+
+    async def write_metrics(self) -> int:
+        """One PutMetricData with what was counted since the last; returns calls made."""
+        if self._metrics_target is None:
+            return 0
+        namespace, aws_conn_id, region = self._metrics_target
+        data = fleet_metric_data(self.counters.take(), self.running, self.teams)
+        calls = 0
+        for batch in metric_batches(data):
+            try:
+                cloudwatch = await self.client("cloudwatch", aws_conn_id, region)
+                await cloudwatch.put_metric_data(Namespace=namespace, MetricData=batch)
+                calls += 1
+            except Exception as error:  # a lost metric must not stop the fleet
+                log.warning("Fleet metrics not sent (%s: %s)", type(error).__name__, error)
+        self.metric_writes += calls
+        return calls
+
     async def close(self) -> None:
         await self.launch_queue.close()
-        for task in (self._sweeper, self._stopper, self._log_reader):
+        for task in (self._sweeper, self._stopper, self._log_reader, self._metrics_writer):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -75,6 +75,10 @@ def compute(**kw: Any) -> dict[str, Any]:
     return {"compute": replace(DEV.compute, **kw)}
 
 
+def monitoring(**kw: Any) -> dict[str, Any]:
+    return {"monitoring": replace(DEV.monitoring, **kw)}
+
+
 def pools(*extra: Pool) -> dict[str, Any]:
     return {"pools": (*DEV.pools, *extra)}
 
@@ -119,6 +123,11 @@ JOBS = [
         job={"execution_timeout": cdk.Duration.seconds(10)}),
     Bad("max_active_runs", "must be 1-16", job={"max_active_runs": 0}),
     Bad("launch_weight", "above 0 and at most 100", job={"launch_weight": 0}),
+    Bad("expected_chunk_time", "cannot be expected to outlast its timeout",
+        job={"expected_chunk_time": cdk.Duration.hours(2)}),
+    Bad("expected_chunk_time", "a cdk.Duration or None", job={"expected_chunk_time": 300}),
+    Bad("max_start_delay", "must be 0 s to 60 min", job={"max_start_delay": cdk.Duration.hours(3)}),
+    Bad("max_start_delay", "a cdk.Duration or None", job={"max_start_delay": "5m"}),
     Bad("capacity", "'on-demand', 'spot', 'spot-with-fallback'", job={"capacity": "cheap"}),
     # Rules ECS would only apply at RunTask or RegisterTaskDefinition.
     Bad("capacity", "allowed for ARM64: 'on-demand'",
@@ -148,6 +157,12 @@ ENVS = [
     Bad("network.interface_endpoints", "cannot pull images", env=net(interface_endpoints=False)),
     Bad("network.flow_log_retention_days", LOG_DAYS, env=net(flow_log_retention_days=2)),
     Bad("compute.default_capacity", "'spot-with-fallback'", env=compute(default_capacity="cheap")),
+    Bad("monitoring.alarm_emails", "is not an email address",
+        env=monitoring(alarm_emails=("on-call",))),
+    Bad("monitoring.run_time_alarm_factor", "above 1 and at most 100",
+        env=monitoring(run_time_alarm_factor=1)),
+    Bad("monitoring.throttled_calls_per_minute", "whole number >= 1",
+        env=monitoring(throttled_calls_per_minute=0)),
     Bad("compute.enhanced_container_insights", "True or False",
         env=compute(enhanced_container_insights="yes")),
     Bad("airflow.version", "not in the MWAA version table", env=air(version="2.10.3")),
@@ -297,7 +312,7 @@ def test_the_corpus_covers_every_declared_field() -> None:
     job_fields = set(inspect.signature(MlJob.__init__).parameters) - {
         "self", "scope", "id", "platform"
     }  # fmt: skip
-    nested = {"network", "compute", "airflow", "ecs_budget"}
+    nested = {"network", "compute", "airflow", "ecs_budget", "monitoring"}
     env_fields = {f.name for f in dataclasses.fields(EnvironmentConfig)} - nested
     for name in nested:
         kind = type(getattr(DEV, name))

@@ -61,8 +61,8 @@ def test_cfn_lint_is_clean(synthesized: Synthesized) -> None:
     from jobs import JOB_GROUPS
 
     templates = [str(path) for path in synthesized.templates()]
-    # Per environment: network, compute, Airflow, and a stack per job group.
-    assert len(templates) == len(synthesized.stages) * (3 + len(JOB_GROUPS))
+    # Per environment: network, compute, Airflow, monitoring, and a stack per job group.
+    assert len(templates) == len(synthesized.stages) * (4 + len(JOB_GROUPS))
     result = subprocess.run(
         [str(Path(sys.executable).parent / "cfn-lint"), "--format", "parseable", *templates],
         capture_output=True,

@@ -31,7 +31,7 @@ def stacks() -> list[str]:
         for group in JOB_GROUPS
         for number in range(1, placement.stacks_of(group) + 1)
     ]
-    return ["Network", "Compute", *groups, "Airflow"]
+    return ["Network", "Compute", *groups, "Airflow", "Monitoring"]
 
 
 @pytest.fixture

@@ -28,3 +28,10 @@ def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def dev_manifest(synthesized: Synthesized) -> Path:
     return synthesized.outdir / "manifests" / "dev.json"
+
+
+@pytest.fixture(scope="session")
+def manifest_model(dev_manifest: Path):  # type: ignore[no-untyped-def]
+    from ml_platform.contract import load_manifest
+
+    return load_manifest(dev_manifest)

@@ -147,6 +147,31 @@ def test_the_summary_counts_chunks(finished_run: Any) -> None:
     assert "1 of 3 chunks failed" in log
 
 
+def test_the_run_reports_its_cost_in_the_log_the_note_and_cloudwatch(finished_run: Any) -> None:
+    """Every chunk that ran is priced, the failed one (both tries ran) included; the
+    note reaches the DAG run through MWAA's InvokeRestApi; one metric write per run."""
+    platform, _ = finished_run
+    log = platform.airflow.task_log(JOB, RUN_ID, "summarize")
+    assert "job dynamic-pricing: Fargate cost $" in log
+    status, run = platform.airflow.rest("GET", f"/dags/{JOB}/dagRuns/{RUN_ID}")
+    assert status == 200
+    note = run["note"]
+    assert note.startswith("**2/3 chunks succeeded** (6 partitions), 1 failed.")
+    # 256 CPU units, 512 MiB on demand: 0.0123425 USD an hour; each chunk ran for well
+    # under a minute, so each is billed Fargate's minimum of 60 s: 3 x 0.00020571.
+    assert "Fargate cost: **$0.0006**" in note and "180 task-seconds billed" in note
+    chunk_log = platform.airflow.task_log(JOB, RUN_ID, "run", 0)
+    assert "Fargate cost of this chunk: $0.000206 (60 s billed, X86_64, FARGATE)" in chunk_log
+    assert platform.simulator.metrics.calls["PutMetricData"] >= 1
+    cloudwatch = client("cloudwatch", platform.aws.endpoint_url, "us-east-1")
+    names = {
+        m["MetricName"]
+        for m in cloudwatch.list_metrics(Namespace="MLPlatform/dev")["Metrics"]
+        if {"Name": "Job", "Value": JOB} in m["Dimensions"]
+    }
+    assert {"ChunksFailed", "ChunksSucceeded", "RunCostUSD", "StartDelaySeconds"} <= names
+
+
 # -- the deploy-time pools handler, against this real Airflow through InvokeRestApi ------
 
 
