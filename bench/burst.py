@@ -70,6 +70,8 @@ class PathResult:
     throttled_calls: int = 0
     #: Throttled calls per API; "launch" is Fargate's task-launch limit behind RunTask.
     throttled_by_api: dict[str, int] = field(default_factory=dict)
+    #: CloudWatch PutMetricData calls (the fleet's; the bench runs no summarize task).
+    metric_writes: int = 0
     worker_slot_seconds_per_task: float = 0.0
     triggerer_rss_baseline_mb: float = 0.0
     triggerer_rss_peak_mb: float = 0.0
@@ -339,6 +341,7 @@ def measure(
     result.log_reads_per_s_peak = logs_peak
     result.throttled_calls = sum(v for k, v in metrics.throttled.items() if k != "launch")
     result.throttled_by_api = dict(sorted(metrics.throttled.items()))
+    result.metric_writes = metrics.calls.get("PutMetricData", 0)
     result.worker_slot_seconds_per_task = round(sum(slot_seconds) / result.tasks, 3)
     latencies: list[float] = []
     by_index: dict[int, SimTask] = {}
@@ -440,6 +443,7 @@ ROWS = [
     ("log reads/s, mean (Get/FilterLogEvents)", "log_reads_per_s_mean"),
     ("log reads/s, peak", "log_reads_per_s_peak"),
     ("throttled calls", "throttled_calls"),
+    ("CloudWatch metric writes (fleet)", "metric_writes"),
     ("worker slot-seconds per task", "worker_slot_seconds_per_task"),
     ("triggerer RSS at start (MB)", "triggerer_rss_baseline_mb"),
     ("triggerer RSS peak (MB)", "triggerer_rss_peak_mb"),

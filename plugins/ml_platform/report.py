@@ -145,11 +145,12 @@ def log_report(report: dict[str, Any]) -> None:
         report["seconds_max"],
         report["start_delay_s"],
     )
+    per_partition = report["cost_per_partition_usd"]
     log.info(
-        "job %s: Fargate cost $%.4f, $%s per partition, %d task-seconds billed%s",
+        "job %s: Fargate cost $%.4f, %s per partition, %d task-seconds billed%s",
         report["job"],
         report["cost_usd"],
-        report["cost_per_partition_usd"],
+        "-" if per_partition is None else f"${per_partition:.6f}",
         report["billed_seconds"],
         f"; {report['cost_unknown_chunks']} chunk(s) without a stop, not counted"
         if report["cost_unknown_chunks"]
