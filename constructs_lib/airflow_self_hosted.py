@@ -63,6 +63,8 @@ from ml_platform.contract import Pool
 
 INIT_HANDLER = Path(__file__).resolve().parent / "handlers" / "airflow_init"
 API_PORT = 8080
+#: The REST API user runs write their DAG run notes as (Airflow's User role).
+NOTES_USERNAME = "ml-platform-notes"
 SCHEDULER_LOG_PORT = 8793  # Airflow's worker log server: live logs of running tasks
 TRIGGERER_LOG_PORT = 8794
 POSTGRES_PORT = 5432
@@ -221,6 +223,16 @@ class SelfHostedAirflow(Construct):
         self.init_task.default_container.add_secret(  # type: ignore[union-attr]
             "AIRFLOW_ADMIN_PASSWORD", ecs.Secret.from_secrets_manager(self.secrets["admin"])
         )
+        # A REST API user with Airflow's User role (edits DAG runs; not pools or
+        # connections): runs write their report as the DAG run's note through it, since
+        # Airflow 3.3's Task SDK cannot set a note.
+        notes_password = ecs.Secret.from_secrets_manager(self.secrets["notes-user"])
+        self.init_task.default_container.add_environment(  # type: ignore[union-attr]
+            "AIRFLOW_NOTES_USERNAME", NOTES_USERNAME
+        )
+        self.init_task.default_container.add_secret(  # type: ignore[union-attr]
+            "AIRFLOW_NOTES_PASSWORD", notes_password
+        )
         self.init = self._run_init(groups["init"], pools)
 
         self.services: dict[str, ecs.FargateService] = {}
@@ -239,7 +251,7 @@ class SelfHostedAirflow(Construct):
                 dns_ttl=cdk.Duration.seconds(10),
             ),
         )
-        self._service(
+        scheduler = self._service(
             "scheduler",
             config.scheduler_size,
             count=config.schedulers,
@@ -248,6 +260,12 @@ class SelfHostedAirflow(Construct):
             command=["scheduler"],
             stop_timeout=MAX_STOP_TIMEOUT,
         )
+        # The scheduler runs the tasks (LocalExecutor): the summarize task writes notes.
+        container = scheduler.task_definition.default_container
+        assert container is not None
+        container.add_environment("ML_PLATFORM_API_URL", api_url)
+        container.add_environment("ML_PLATFORM_API_USERNAME", NOTES_USERNAME)
+        container.add_secret("ML_PLATFORM_API_PASSWORD", notes_password)
         self._service(
             "dag-processor",
             config.dag_processor_size,
@@ -407,6 +425,7 @@ class SelfHostedAirflow(Construct):
             "jwt-secret": 64,
             "api-secret-key": 64,
             "admin": 32,
+            "notes-user": 32,
         }
         secrets: dict[str, secretsmanager.ISecret] = {
             name: secretsmanager.Secret(

@@ -130,10 +130,8 @@ class AirflowQueries:
     def start(self) -> AirflowQueries:
         raise NotImplementedError
 
-    def rest(
-        self, method: str, path: str, query: dict[str, Any] | None = None, body: Any = None
-    ) -> tuple[int, Any]:
-        """Call the public REST API (``/api/v2``): (status, JSON answer)."""
+    def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        """The DAG run as the public REST API shows it (its note included)."""
         raise NotImplementedError
 
     def stop(self) -> None:
@@ -403,6 +401,14 @@ class LocalAirflow(AirflowQueries):
 
     def revive(self, component: str) -> None:
         self.processes[component] = self._spawn(component)
+
+    def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        status, run = self.rest(
+            "GET", f"/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}"
+        )
+        if status != 200:
+            raise RuntimeError(f"GET dag run {dag_id}/{run_id}: {status} {run}")
+        return dict(run)
 
     def rest(
         self, method: str, path: str, query: dict[str, Any] | None = None, body: Any = None

@@ -24,7 +24,6 @@ import json
 import re
 import sys
 import time
-import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -124,11 +123,9 @@ def report(platform: LocalPlatform, job: dict[str, Any], state: str, seconds: fl
         if e.startswith("job ")
     ]
     lines += [f"summary: {s}" for s in summary]
-    status, run = platform.airflow.rest(
-        "GET", f"/dags/{name}/dagRuns/{urllib.parse.quote(RUN_ID, safe='')}", {}, None
-    )
-    if status == 200 and run.get("note"):
-        lines.append("DAG run note: " + " | ".join(run["note"].split("\n\n")))
+    note = platform.airflow.dag_run(name, RUN_ID).get("note")
+    if note:
+        lines.append("DAG run note: " + " | ".join(note.split("\n\n")))
     return "\n".join(lines)
 
 

@@ -69,6 +69,7 @@ from simulator.postgres import DATABASE, USER, LocalPostgres
 
 SERVICES = ("api-server", "scheduler", "dag-processor")
 ADMIN_USERNAME = "admin"
+NOTES_USERNAME = "ml-platform-notes"  # constructs_lib.airflow_self_hosted.NOTES_USERNAME
 #: Checked by the entrypoint's quoting: a generated RDS password may hold any of these.
 DB_PASSWORD = "local:p@ss/w%rd#?"
 
@@ -211,16 +212,25 @@ class SelfHostedAirflow(AirflowQueries):
             "NO_PROXY": "127.0.0.1,localhost," + ",".join(self.hostnames()),
         }
         #: What only the deploy-time ``init`` task gets.
+        notes_password = _random(32)
         self.init_env = {
             "AIRFLOW_ADMIN_USERNAME": self.admin[0],
             "AIRFLOW_ADMIN_PASSWORD": self.admin[1],
+            "AIRFLOW_NOTES_USERNAME": NOTES_USERNAME,
+            "AIRFLOW_NOTES_PASSWORD": notes_password,
             "ML_PLATFORM_POOLS": json.dumps(pools),
         }
         #: Each triggerer its own log server port (one host network here).
-        self.component_env = {
+        self.component_env: dict[str, dict[str, str]] = {
             name: {"AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port())}
             for name in self.components
             if name.startswith("triggerer")
+        }
+        # The scheduler runs the tasks; summarize writes the run's note as this user.
+        self.component_env["scheduler"] = {
+            "ML_PLATFORM_API_URL": f"http://{api}:{self.port}",
+            "ML_PLATFORM_API_USERNAME": NOTES_USERNAME,
+            "ML_PLATFORM_API_PASSWORD": notes_password,
         }
 
     def hostnames(self) -> list[str]:
@@ -395,6 +405,10 @@ class SelfHostedAirflow(AirflowQueries):
                 return reply.status, _json_or_text(reply.read())
         except urllib.error.HTTPError as error:
             return error.code, _json_or_text(error.read())
+
+    def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        run = self.api("GET", f"/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}")
+        return dict(run)
 
     def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         status, answer = self.rest(method, f"/api/v2{path}", body=body)

@@ -24,7 +24,7 @@ from constructs_lib.network import AIRFLOW_ENDPOINTS
 MWAA_METADATA_GB = 10
 ALB_CAPACITY_UNITS = 1
 #: Secrets and customer keys the self-hosted construct creates.
-SELF_HOSTED_SECRETS = 5  # database, fernet key, JWT secret, API secret key, admin
+SELF_HOSTED_SECRETS = 6  # database, fernet key, JWT secret, API secret key, admin, notes user
 SELF_HOSTED_KEYS = 3  # logs, secrets, database logs
 
 

@@ -7,7 +7,11 @@ note where the backend allows it, and sent to CloudWatch as one PutMetricData ca
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import urllib.parse
+import urllib.request
 from datetime import datetime
 from typing import Any
 
@@ -161,28 +165,59 @@ def log_report(report: dict[str, Any]) -> None:
 def write_note(
     manifest: Manifest, dag_id: str, run_id: str, text: str, aws_conn_id: str | None
 ) -> bool:
-    """Set the DAG run's note. Airflow 3.3's Task SDK cannot (the Execution API has no
-    route for it); MWAA's ``InvokeRestApi`` reaches the public REST API as the execution
-    role, without Airflow credentials. Self-hosted: not written (the log and XCom have it).
+    """Set the DAG run's note through Airflow's public REST API: Airflow 3.3's Task SDK
+    cannot (its Execution API has no route for it; apache/airflow#64890 asks for one).
+
+    MWAA: ``InvokeRestApi`` as the execution role, mapped to Airflow's User role.
+    Self-hosted: the api-server, as the user ``init`` created for this (role User), whose
+    password the scheduler gets from Secrets Manager (``ML_PLATFORM_API_*``).
+    A note that cannot be written is logged; the run's report is in this log and XCom.
     """
-    environment = manifest.observability.mwaa_environment
-    if environment is None:
-        log.info("Run report kept in this log and XCom 'report' (notes need MWAA's REST API)")
-        return False
-    import urllib.parse
-
-    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
-
     path = "/dags/{}/dagRuns/{}".format(*(urllib.parse.quote(p, safe="") for p in (dag_id, run_id)))
+    body = {"note": text[:NOTE_MAX_CHARS]}
     try:
-        mwaa: Any = AwsBaseHook(
-            aws_conn_id=aws_conn_id, region_name=manifest.region, client_type="mwaa"
-        ).get_conn()
-        mwaa.invoke_rest_api(
-            Name=environment, Path=path, Method="PATCH", Body={"note": text[:NOTE_MAX_CHARS]}
-        )
+        if manifest.observability.mwaa_environment is not None:
+            _note_through_mwaa(manifest, path, body, aws_conn_id)
+        elif os.environ.get("ML_PLATFORM_API_URL"):
+            _note_through_api_server(os.environ, path, body)
+        else:
+            log.info("Run report kept in this log and XCom 'report' (no REST API configured)")
+            return False
     except Exception as error:  # the note is a convenience: never fail a finished run
         log.warning("DAG run note not written (%s: %s)", type(error).__name__, error)
         return False
     log.info("Run report written to the DAG run's note")
     return True
+
+
+def _note_through_mwaa(
+    manifest: Manifest, path: str, body: dict[str, Any], aws_conn_id: str | None
+) -> None:
+    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+    mwaa: Any = AwsBaseHook(
+        aws_conn_id=aws_conn_id, region_name=manifest.region, client_type="mwaa"
+    ).get_conn()
+    mwaa.invoke_rest_api(
+        Name=manifest.observability.mwaa_environment, Path=path, Method="PATCH", Body=body
+    )
+
+
+def _note_through_api_server(env: Any, path: str, body: dict[str, Any]) -> None:
+    base = env["ML_PLATFORM_API_URL"].rstrip("/")
+    login = json.dumps(
+        {"username": env["ML_PLATFORM_API_USERNAME"], "password": env["ML_PLATFORM_API_PASSWORD"]}
+    ).encode()
+    request = urllib.request.Request(
+        f"{base}/auth/token", data=login, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        token = json.loads(reply.read())["access_token"]
+    patch = urllib.request.Request(
+        f"{base}/api/v2{path}",
+        data=json.dumps(body).encode(),
+        method="PATCH",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+    )
+    with urllib.request.urlopen(patch, timeout=10):
+        pass

@@ -1,7 +1,7 @@
 """The self-hosted Airflow image's entrypoint: one image, one command per ECS service.
 
     api-server | scheduler | dag-processor | triggerer   a long-running component
-    init                                                migrate, admin user, pools (deploy)
+    init                                                migrate, users, pools (deploy)
     health <component>                                  exit 0 when healthy (ECS check)
     airflow <args...>                                   any Airflow CLI command
 
@@ -38,6 +38,8 @@ SHARED_SECRETS = ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY")
 #: `airflow jobs check` job types of the components without an HTTP health endpoint.
 JOB_TYPES = {"dag-processor": "DagProcessorJob", "triggerer": "TriggererJob"}
 ADMIN_ROLE = "Admin"
+#: Edits DAG runs (their notes); cannot touch pools, connections or variables.
+NOTES_ROLE = "User"
 #: The manifest beside the DAG file, as the image bakes it.
 MANIFEST = Path(os.environ.get("AIRFLOW_HOME", "/opt/airflow")) / "dags" / "manifest.json"
 #: A whole JSON string value that CloudFormation would have filled in (``"${Subnet1}"``).
@@ -203,17 +205,13 @@ def upsert_pools(pools: Sequence[Mapping[str, object]]) -> None:
     print(f"init: pools {', '.join(sorted(wanted))} upserted and read back", flush=True)
 
 
-def ensure_admin(env: Mapping[str, str]) -> None:
-    """The first admin, from the secret: created once; its password reset to the secret's
-    on every later init, so rotating the secret and redeploying rotates the login."""
-    username = env.get("AIRFLOW_ADMIN_USERNAME", "")
-    password = env.get("AIRFLOW_ADMIN_PASSWORD", "")
-    if not username or not password:
-        raise InitFailed("AIRFLOW_ADMIN_USERNAME and AIRFLOW_ADMIN_PASSWORD must be set")
+def ensure_user(username: str, password: str, role: str) -> None:
+    """Create the user, or reset its password to the secret's on every later init, so
+    rotating the secret and redeploying rotates the login."""
     created = _airflow(
-        "users", "create", "--role", ADMIN_ROLE, "--username", username,
-        "--email", env.get("AIRFLOW_ADMIN_EMAIL", f"{username}@example.invalid"),
-        "--firstname", username, "--lastname", "admin", "--password", password,
+        "users", "create", "--role", role, "--username", username,
+        "--email", f"{username}@example.invalid",
+        "--firstname", username, "--lastname", role.lower(), "--password", password,
         secret=password,
     )  # fmt: skip
     if "already exist" in created:
@@ -221,6 +219,21 @@ def ensure_admin(env: Mapping[str, str]) -> None:
             "users", "reset-password", "--username", username, "--password", password,
             secret=password,
         )  # fmt: skip
+
+
+def ensure_users(env: Mapping[str, str]) -> None:
+    """The first admin, and the user runs write their DAG run notes as (role User)."""
+    username = env.get("AIRFLOW_ADMIN_USERNAME", "")
+    password = env.get("AIRFLOW_ADMIN_PASSWORD", "")
+    if not username or not password:
+        raise InitFailed("AIRFLOW_ADMIN_USERNAME and AIRFLOW_ADMIN_PASSWORD must be set")
+    ensure_user(username, password, ADMIN_ROLE)
+    notes_user, notes_password = (
+        env.get("AIRFLOW_NOTES_USERNAME"),
+        env.get("AIRFLOW_NOTES_PASSWORD"),
+    )
+    if notes_user and notes_password:
+        ensure_user(notes_user, notes_password, NOTES_ROLE)
 
 
 #: Run with Airflow's interpreter: is the database's schema one this Airflow knows?
@@ -265,7 +278,7 @@ def init(env: Mapping[str, str]) -> int:
             )
             return 0
         _airflow("db", "migrate")
-        ensure_admin(env)
+        ensure_users(env)
         upsert_pools(pools)
     except InitFailed as error:
         print(f"init failed: {error}", file=sys.stderr, flush=True)

@@ -333,5 +333,5 @@ def test_the_readme_quotes_the_cost_comparison_the_prices_give() -> None:
     services += 2 * (2 * fargate[0] + 4 * fargate[1])  # schedulers
     services += 3 * (1 * fargate[0] + 2 * fargate[1])  # dag-processor, 2 triggerers
     database = 2 * (0.065 * 730 + 20 * 0.115)  # t4g.medium, Multi-AZ: two copies
-    rest = (0.0225 + 0.008) * 730 + 5 * 0.40 + 3 * 1.00 + 0.50
+    rest = (0.0225 + 0.008) * 730 + 6 * 0.40 + 3 * 1.00 + 0.50  # 6 secrets
     assert monthly_total(ENVIRONMENTS[ENV]) == pytest.approx(services + database + rest)

@@ -153,9 +153,7 @@ def test_the_run_reports_its_cost_in_the_log_the_note_and_cloudwatch(finished_ru
     platform, _ = finished_run
     log = platform.airflow.task_log(JOB, RUN_ID, "summarize")
     assert "job dynamic-pricing: Fargate cost $" in log
-    status, run = platform.airflow.rest("GET", f"/dags/{JOB}/dagRuns/{RUN_ID}")
-    assert status == 200
-    note = run["note"]
+    note = platform.airflow.dag_run(JOB, RUN_ID)["note"]
     assert note.startswith("**2/3 chunks succeeded** (6 partitions), 1 failed.")
     # 256 CPU units, 512 MiB on demand: 0.0123425 USD an hour; each chunk ran for well
     # under a minute, so each is billed Fargate's minimum of 60 s: 3 x 0.00020571.

@@ -109,6 +109,17 @@ def test_an_example_dag_runs_from_trigger_to_success_through_the_containers(depl
     )
 
 
+def test_the_run_writes_its_report_as_the_dag_runs_note(deployed: Any) -> None:
+    """Through the api-server, as the User-role account init created (the Task SDK has no
+    way to set a note); the account may edit runs but not pools."""
+    _, airflow, _, _ = deployed
+    run = airflow.dag_run(JOB, RUN_ID)
+    assert run["note"].startswith("**2/2 chunks succeeded** (4 partitions), 0 failed.")
+    assert "Fargate cost: **$" in run["note"]
+    users = {u["username"]: u for u in airflow.rest("GET", "/auth/fab/v1/users")[1]["users"]}
+    assert [r["name"] for r in users["ml-platform-notes"]["roles"]] == ["User"]
+
+
 def test_the_api_server_reports_every_component_healthy(deployed: Any) -> None:
     _, airflow, _, _ = deployed
     health = airflow.health()
@@ -157,7 +168,9 @@ def test_init_run_again_changes_nothing_and_succeeds(deployed: Any) -> None:
     assert again.returncode == 0, again.stderr[-2000:]
     assert "already exists" in again.stdout
     assert "init: done" in again.stdout
-    assert airflow.query("select count(*) as n from ab_user")[0]["n"] == 1
+    # The admin and the notes account, each once.
+    users = airflow.query("select username from ab_user order by username")
+    assert [u["username"] for u in users] == ["admin", "ml-platform-notes"]
     pools = airflow.query("select pool from slot_pool")
     assert len(pools) == len(platform.manifest["pools"]) + 1  # and default_pool
     assert airflow.login(*airflow.admin)[0] == 201
