@@ -8,8 +8,8 @@ action) would all need overriding, its API is marked experimental, and the same 
 and dashboard came out larger (18.5 KB against 15.9 KB) and slower to synthesize.
 
 Metrics come from the runtime (``ml_platform.report`` and ``ml_platform.metrics``) under
-the environment's namespace with ``Job`` and ``Team`` dimensions; the metric names are
-imported from there, so the alarms cannot drift from what is published.
+the environment's namespace with ``Job`` and ``Team`` dimensions; both sides name them
+by ``contract.MetricName``, so the alarms cannot drift from what is published.
 """
 
 from __future__ import annotations
@@ -25,8 +25,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
-from ml_platform import metrics as fleet_metrics
-from ml_platform import report
+from ml_platform.contract import MetricName
 
 FIVE_MINUTES = cdk.Duration.minutes(5)
 #: Job metrics arrive once per run: no data between runs is not a problem.
@@ -80,7 +79,7 @@ def job_metric(
     alarms take none; the dashboard labels each line with its job."""
     return cw.Metric(
         namespace=namespace,
-        metric_name=name,
+        metric_name=str(name),
         dimensions_map={"Job": job, "Team": team},
         statistic=statistic,
         period=FIVE_MINUTES,
@@ -119,7 +118,7 @@ class JobAlarms(Construct):
                 alarm_name=f"{prefix}-{job}-failed-run",
                 alarm_description=f"Job {job} (team {team}): a run ended with failed chunks. "
                 "The DAG run's failed 'run' tasks hold the reason and the container log.",
-                metric=metric(report.CHUNKS_FAILED, "Sum"),
+                metric=metric(MetricName.CHUNKS_FAILED, "Sum"),
                 threshold=1,
                 comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
                 evaluation_periods=1,
@@ -131,7 +130,7 @@ class JobAlarms(Construct):
                 alarm_name=f"{prefix}-{job}-late-start",
                 alarm_description=f"Job {job} (team {team}): the first chunk ran more than "
                 f"{max_start_delay_seconds} s after the scheduled time.",
-                metric=metric(report.START_DELAY_SECONDS, "Maximum"),
+                metric=metric(MetricName.START_DELAY_SECONDS, "Maximum"),
                 threshold=max_start_delay_seconds,
                 comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
                 evaluation_periods=1,
@@ -147,7 +146,7 @@ class JobAlarms(Construct):
                     alarm_name=f"{prefix}-{job}-slow-run",
                     alarm_description=f"Job {job} (team {team}): a chunk ran longer than "
                     f"{limit} s ({run_time_factor:g} x the expected {expected_chunk_seconds} s).",
-                    metric=metric(report.SLOWEST_CHUNK_SECONDS, "Maximum"),
+                    metric=metric(MetricName.SLOWEST_CHUNK_SECONDS, "Maximum"),
                     threshold=limit,
                     comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
                     evaluation_periods=1,
@@ -178,7 +177,7 @@ class PlatformAlarms(Construct):
         throttled = {
             f"t{i}": cw.Metric(
                 namespace=namespace,
-                metric_name=fleet_metrics.THROTTLED_CALLS,
+                metric_name=str(MetricName.THROTTLED_CALLS),
                 dimensions_map={"Api": api},
                 statistic="Sum",
                 period=cdk.Duration.minutes(1),
@@ -266,25 +265,25 @@ class PlatformDashboard(Construct):
                 cw.TextWidget(markdown=f"## Jobs: {group}", width=24, height=1),
                 cw.GraphWidget(
                     title="Chunks succeeded / failed",
-                    left=metrics(report.CHUNKS_SUCCEEDED, "Sum"),
-                    right=metrics(report.CHUNKS_FAILED, "Sum"),
+                    left=metrics(MetricName.CHUNKS_SUCCEEDED, "Sum"),
+                    right=metrics(MetricName.CHUNKS_FAILED, "Sum"),
                     width=6,
                 ),
                 cw.GraphWidget(
                     title="First chunk running after the hour (s)",
-                    left=metrics(report.START_DELAY_SECONDS, "Maximum"),
+                    left=metrics(MetricName.START_DELAY_SECONDS, "Maximum"),
                     width=6,
                 ),
                 cw.GraphWidget(
                     title="Run and slowest chunk (s)",
-                    left=metrics(report.RUN_SECONDS, "Maximum"),
-                    right=metrics(report.SLOWEST_CHUNK_SECONDS, "Maximum"),
+                    left=metrics(MetricName.RUN_SECONDS, "Maximum"),
+                    right=metrics(MetricName.SLOWEST_CHUNK_SECONDS, "Maximum"),
                     width=6,
                 ),
                 cw.GraphWidget(
                     title="Fargate cost per run (USD) / tasks running",
-                    left=metrics(report.RUN_COST_USD, "Sum"),
-                    right=metrics(fleet_metrics.RUNNING_TASKS, "Maximum"),
+                    left=metrics(MetricName.RUN_COST_USD, "Sum"),
+                    right=metrics(MetricName.RUNNING_TASKS, "Maximum"),
                     width=6,
                 ),
             )

@@ -129,6 +129,27 @@ DEFAULT_RUN_TIME_ALARM_FACTOR = 2.0
 #: Fleet metrics: at most one PutMetricData per triggerer per this many seconds.
 FLEET_METRICS_INTERVAL_SECONDS = 60
 
+
+class MetricName(StrEnum):
+    """What the runtime publishes (``report``, ``metrics``) and the alarms and dashboard
+    read (``constructs_lib/monitoring.py``), by ``Job`` and ``Team`` unless noted."""
+
+    # One write per run, from its summarize task.
+    CHUNKS_SUCCEEDED = "ChunksSucceeded"
+    CHUNKS_FAILED = "ChunksFailed"
+    RUN_SECONDS = "RunSeconds"
+    SLOWEST_CHUNK_SECONDS = "SlowestChunkSeconds"
+    START_DELAY_SECONDS = "StartDelaySeconds"
+    RUN_COST_USD = "RunCostUSD"
+    # At most one write a minute per triggerer, from its fleet.
+    RUNNING_TASKS = "RunningTasks"
+    LAUNCHES = "Launches"
+    LOGS_COPIED = "LogsCopied"
+    LOGS_MISSED = "LogsMissed"
+    #: By ``Api`` only.
+    THROTTLED_CALLS = "ThrottledCalls"
+
+
 #: Variables the platform sets in every model container (a job may not set them).
 JOB_ENVIRONMENT = ("ML_JOB_NAME", "ML_ENVIRONMENT")
 CHUNK_ENVIRONMENT = ("ML_PARTITIONS", "ML_LOGICAL_DATE", "ML_RUN_ID", "ML_CHUNK_INDEX")

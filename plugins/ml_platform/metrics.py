@@ -16,16 +16,16 @@ import logging
 from collections import Counter
 from typing import Any
 
-from ml_platform.contract import PUT_METRIC_DATA_MAX_DATUMS, Manifest
+from ml_platform.contract import PUT_METRIC_DATA_MAX_DATUMS, Manifest, MetricName
 from ml_platform.report import metric_data
 
 log = logging.getLogger(__name__)
 
-RUNNING_TASKS = "RunningTasks"
-LAUNCHES = "Launches"
-THROTTLED_CALLS = "ThrottledCalls"
-LOGS_COPIED = "LogsCopied"
-LOGS_MISSED = "LogsMissed"
+RUNNING_TASKS = MetricName.RUNNING_TASKS
+LAUNCHES = MetricName.LAUNCHES
+THROTTLED_CALLS = MetricName.THROTTLED_CALLS
+LOGS_COPIED = MetricName.LOGS_COPIED
+LOGS_MISSED = MetricName.LOGS_MISSED
 
 
 def publish_run_metrics(report: dict[str, Any], manifest: Manifest, aws_conn_id: str | None) -> int:

@@ -15,17 +15,16 @@ import urllib.request
 from datetime import datetime
 from typing import Any
 
-from ml_platform.contract import Job, Manifest
+from ml_platform.contract import Job, Manifest, MetricName
 
 log = logging.getLogger(__name__)
 
-#: Metric names; the alarms and the dashboard (``constructs_lib/monitoring.py``) read them.
-CHUNKS_SUCCEEDED = "ChunksSucceeded"
-CHUNKS_FAILED = "ChunksFailed"
-RUN_SECONDS = "RunSeconds"
-SLOWEST_CHUNK_SECONDS = "SlowestChunkSeconds"
-START_DELAY_SECONDS = "StartDelaySeconds"
-RUN_COST_USD = "RunCostUSD"
+CHUNKS_SUCCEEDED = MetricName.CHUNKS_SUCCEEDED
+CHUNKS_FAILED = MetricName.CHUNKS_FAILED
+RUN_SECONDS = MetricName.RUN_SECONDS
+SLOWEST_CHUNK_SECONDS = MetricName.SLOWEST_CHUNK_SECONDS
+START_DELAY_SECONDS = MetricName.START_DELAY_SECONDS
+RUN_COST_USD = MetricName.RUN_COST_USD
 #: The REST API's limit on a DAG run note.
 NOTE_MAX_CHARS = 1000
 RUN_METRICS = (
