@@ -293,25 +293,21 @@ class MwaaEnvironment(Construct):
         """What says this MWAA is unwell, for the platform alarms: the scheduler's and the
         triggerer's heartbeats (namespace AmazonMWAA, dimensions Function and Environment:
         MWAA's "Monitoring dashboards and alarms" and "Apache Airflow metrics" pages)."""
-        heartbeat = cw.Metric(
-            namespace="AmazonMWAA",
-            metric_name="SchedulerHeartbeat",
-            dimensions_map={"Function": "Scheduler", "Environment": self.environment_name},
-            statistic="Sum",
-            period=cdk.Duration.minutes(1),
-        )
-        triggerer = cw.Metric(
-            namespace="AmazonMWAA",
-            metric_name="TriggererHeartbeat",
-            dimensions_map={"Function": "Triggerer", "Environment": self.environment_name},
-            statistic="Sum",
-            period=cdk.Duration.minutes(1),
-        )
+
+        def heartbeat(component: str) -> cw.Metric:
+            return cw.Metric(
+                namespace="AmazonMWAA",
+                metric_name=f"{component}Heartbeat",
+                dimensions_map={"Function": component, "Environment": self.environment_name},
+                statistic="Sum",
+                period=cdk.Duration.minutes(1),
+            )
+
         below = cw.ComparisonOperator.LESS_THAN_THRESHOLD
         return {
-            "SchedulerHeartbeat": (heartbeat, 1, below,
+            "SchedulerHeartbeat": (heartbeat("Scheduler"), 1, below,
                                    "No scheduler heartbeat for 3 minutes: nothing is scheduled."),
-            "TriggererHeartbeat": (triggerer, 1, below,
+            "TriggererHeartbeat": (heartbeat("Triggerer"), 1, below,
                                    "No triggerer heartbeat for 3 minutes: deferred chunks are "
                                    "neither launched nor followed."),
         }  # fmt: skip

@@ -39,7 +39,6 @@ def build_manifest(platform: JobPlatform) -> dict[str, Any]:
         "prices": fargate_prices(env.region),
         "observability": {
             "namespace": env.metrics_namespace,
-            "run_time_alarm_factor": env.monitoring.run_time_alarm_factor,
             "mwaa_environment": env.airflow_name if isinstance(env.airflow, MwaaConfig) else None,
         },
         "pools": [dataclasses.asdict(pool) for pool in env.pools],

@@ -108,51 +108,42 @@ class JobAlarms(Construct):
     ) -> None:
         super().__init__(scope, id)
 
-        def metric(name: str, statistic: str) -> cw.Metric:
-            return job_metric(namespace, name, job, team, statistic)
+        def job_alarm(
+            what: str,
+            why: str,
+            name: MetricName,
+            statistic: str,
+            threshold: float,
+            comparison: cw.ComparisonOperator = cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        ) -> cw.Alarm:
+            return cw.Alarm(
+                self,
+                what.title().replace("-", ""),
+                alarm_name=f"{prefix}-{job}-{what}",
+                alarm_description=f"Job {job} (team {team}): {why}",
+                metric=job_metric(namespace, name, job, team, statistic),
+                threshold=threshold,
+                comparison_operator=comparison,
+                evaluation_periods=1,
+                treat_missing_data=NO_DATA_IS_FINE,
+            )  # fmt: skip
 
         self.alarms = [
-            cw.Alarm(
-                self,
-                "FailedRun",
-                alarm_name=f"{prefix}-{job}-failed-run",
-                alarm_description=f"Job {job} (team {team}): a run ended with failed chunks. "
-                "The DAG run's failed 'run' tasks hold the reason and the container log.",
-                metric=metric(MetricName.CHUNKS_FAILED, "Sum"),
-                threshold=1,
-                comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                evaluation_periods=1,
-                treat_missing_data=NO_DATA_IS_FINE,
-            ),
-            cw.Alarm(
-                self,
-                "LateStart",
-                alarm_name=f"{prefix}-{job}-late-start",
-                alarm_description=f"Job {job} (team {team}): the first chunk ran more than "
-                f"{max_start_delay_seconds} s after the scheduled time.",
-                metric=metric(MetricName.START_DELAY_SECONDS, "Maximum"),
-                threshold=max_start_delay_seconds,
-                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=1,
-                treat_missing_data=NO_DATA_IS_FINE,
-            ),
-        ]
+            job_alarm("failed-run", "a run ended with failed chunks. The DAG run's failed 'run' "
+                  "tasks hold the reason and the container log.",
+                  MetricName.CHUNKS_FAILED, "Sum", 1,
+                  cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD),
+            job_alarm("late-start", f"the first chunk ran more than {max_start_delay_seconds} s "
+                  "after the scheduled time.",
+                  MetricName.START_DELAY_SECONDS, "Maximum", max_start_delay_seconds),
+        ]  # fmt: skip
         if expected_chunk_seconds is not None:
             limit = round(expected_chunk_seconds * run_time_factor)
             self.alarms.append(
-                cw.Alarm(
-                    self,
-                    "SlowRun",
-                    alarm_name=f"{prefix}-{job}-slow-run",
-                    alarm_description=f"Job {job} (team {team}): a chunk ran longer than "
-                    f"{limit} s ({run_time_factor:g} x the expected {expected_chunk_seconds} s).",
-                    metric=metric(MetricName.SLOWEST_CHUNK_SECONDS, "Maximum"),
-                    threshold=limit,
-                    comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                    evaluation_periods=1,
-                    treat_missing_data=NO_DATA_IS_FINE,
-                )
-            )
+                job_alarm("slow-run", f"a chunk ran longer than {limit} s ({run_time_factor:g} x "
+                      f"the expected {expected_chunk_seconds} s).",
+                      MetricName.SLOWEST_CHUNK_SECONDS, "Maximum", limit)
+            )  # fmt: skip
         for alarm in self.alarms:
             alarm.add_alarm_action(action)
 

@@ -23,6 +23,7 @@ from ml_platform.contract import (
     Capacity,
     Job,
     Manifest,
+    MetricName,
     S3Partitions,
     load_manifest,
 )
@@ -37,8 +38,9 @@ ALARM_MONTH = 0.10
 CUSTOM_METRIC_MONTH = 0.30
 DASHBOARD_MONTH = 3.00
 PUT_METRIC_DATA_PER_1000 = 0.01
-#: Metrics each job publishes (run: 6; fleet: 4) with its Job and Team dimensions.
-METRICS_PER_JOB = 10
+#: Metrics each job publishes with its Job and Team dimensions (all but ThrottledCalls,
+#: which is per API).
+METRICS_PER_JOB = sum(name is not MetricName.THROTTLED_CALLS for name in MetricName)
 
 
 def runs_per_month(schedule: str | None) -> float:

@@ -429,7 +429,6 @@ class Observability(_Model):
 
     namespace: Annotated[str, Field(min_length=1, max_length=255)]
     """CloudWatch namespace of the environment's metrics."""
-    run_time_alarm_factor: Annotated[float, Field(gt=1)] = DEFAULT_RUN_TIME_ALARM_FACTOR
     mwaa_environment: str | None = None
     """The MWAA environment whose REST API (``InvokeRestApi``) takes each run's note;
     null on a self-hosted Airflow, where the summary log and XCom carry the report."""

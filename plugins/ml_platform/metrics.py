@@ -21,12 +21,6 @@ from ml_platform.report import metric_data
 
 log = logging.getLogger(__name__)
 
-RUNNING_TASKS = MetricName.RUNNING_TASKS
-LAUNCHES = MetricName.LAUNCHES
-THROTTLED_CALLS = MetricName.THROTTLED_CALLS
-LOGS_COPIED = MetricName.LOGS_COPIED
-LOGS_MISSED = MetricName.LOGS_MISSED
-
 
 def publish_run_metrics(report: dict[str, Any], manifest: Manifest, aws_conn_id: str | None) -> int:
     """One PutMetricData call with the run's datums; returns the calls made (0 or 1)."""
@@ -86,9 +80,9 @@ def fleet_metric_data(
                 "Unit": "Count"}  # fmt: skip
 
     per_job = {
-        LAUNCHES: counts.launches,
-        LOGS_COPIED: counts.logs_copied,
-        LOGS_MISSED: counts.logs_missed,
+        MetricName.LAUNCHES: counts.launches,
+        MetricName.LOGS_COPIED: counts.logs_copied,
+        MetricName.LOGS_MISSED: counts.logs_missed,
     }
     # Only jobs with something to say: an idle job costs nothing.
     jobs = sorted(
@@ -98,10 +92,10 @@ def fleet_metric_data(
     data = []
     for job in jobs:
         dimensions = [{"Name": "Job", "Value": job}, {"Name": "Team", "Value": teams.get(job, "")}]
-        data.append(datum(RUNNING_TASKS, dimensions, running.get(job, 0)))
+        data.append(datum(MetricName.RUNNING_TASKS, dimensions, running.get(job, 0)))
         data.extend(datum(name, dimensions, c.get(job, 0)) for name, c in per_job.items())
     for api, n in sorted(counts.throttled.items()):
-        data.append(datum(THROTTLED_CALLS, [{"Name": "Api", "Value": api}], n))
+        data.append(datum(MetricName.THROTTLED_CALLS, [{"Name": "Api", "Value": api}], n))
     return data
 
 

@@ -19,22 +19,8 @@ from ml_platform.contract import Job, Manifest, MetricName
 
 log = logging.getLogger(__name__)
 
-CHUNKS_SUCCEEDED = MetricName.CHUNKS_SUCCEEDED
-CHUNKS_FAILED = MetricName.CHUNKS_FAILED
-RUN_SECONDS = MetricName.RUN_SECONDS
-SLOWEST_CHUNK_SECONDS = MetricName.SLOWEST_CHUNK_SECONDS
-START_DELAY_SECONDS = MetricName.START_DELAY_SECONDS
-RUN_COST_USD = MetricName.RUN_COST_USD
 #: The REST API's limit on a DAG run note.
 NOTE_MAX_CHARS = 1000
-RUN_METRICS = (
-    CHUNKS_SUCCEEDED,
-    CHUNKS_FAILED,
-    RUN_SECONDS,
-    SLOWEST_CHUNK_SECONDS,
-    START_DELAY_SECONDS,
-    RUN_COST_USD,
-)
 
 
 def _instant(value: Any) -> datetime | None:
@@ -120,12 +106,12 @@ def metric_data(report: dict[str, Any], manifest: Manifest) -> list[dict[str, An
         {"Name": "Team", "Value": report["team"]},
     ]
     values = {
-        CHUNKS_SUCCEEDED: (report["succeeded"], "Count"),
-        CHUNKS_FAILED: (report["failed"], "Count"),
-        RUN_SECONDS: (report["run_s"], "Seconds"),
-        SLOWEST_CHUNK_SECONDS: (report["seconds_max"], "Seconds"),
-        START_DELAY_SECONDS: (report["start_delay_s"], "Seconds"),
-        RUN_COST_USD: (report["cost_usd"], "None"),
+        MetricName.CHUNKS_SUCCEEDED: (report["succeeded"], "Count"),
+        MetricName.CHUNKS_FAILED: (report["failed"], "Count"),
+        MetricName.RUN_SECONDS: (report["run_s"], "Seconds"),
+        MetricName.SLOWEST_CHUNK_SECONDS: (report["seconds_max"], "Seconds"),
+        MetricName.START_DELAY_SECONDS: (report["start_delay_s"], "Seconds"),
+        MetricName.RUN_COST_USD: (report["cost_usd"], "None"),
     }
     return [
         {"MetricName": name, "Dimensions": dimensions, "Value": float(value), "Unit": unit}

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from ml_platform import report
+from config import ENVIRONMENTS
+from ml_platform.contract import MetricName
 from tests.conftest import EXAMPLE_JOBS, Synthesized
 
 
@@ -32,16 +33,16 @@ def test_every_job_has_its_alarms_on_its_own_metrics(synthesized: Synthesized, e
     alarms = alarms_of(synthesized, env)
     manifest = synthesized.manifest(env)
     namespace = manifest["observability"]["namespace"]
-    factor = manifest["observability"]["run_time_alarm_factor"]
+    factor = ENVIRONMENTS[env].monitoring.run_time_alarm_factor
     for job in manifest["jobs"]:
         if job["name"] not in EXAMPLE_JOBS:
             continue
         name = f"mlp-{env}-{job['name']}"
         failed, late = alarms[f"{name}-failed-run"], alarms[f"{name}-late-start"]
         dims = [{"Name": "Job", "Value": job["name"]}, {"Name": "Team", "Value": job["team"]}]
-        assert (failed["MetricName"], failed["Namespace"]) == (report.CHUNKS_FAILED, namespace)
+        assert (failed["MetricName"], failed["Namespace"]) == (MetricName.CHUNKS_FAILED, namespace)
         assert failed["Dimensions"] == dims and failed["Threshold"] == 1
-        assert late["MetricName"] == report.START_DELAY_SECONDS
+        assert late["MetricName"] == MetricName.START_DELAY_SECONDS
         assert late["Threshold"] == job["max_start_delay_seconds"]
         # Runs are hourly or rarer: no data between them is no alarm.
         assert failed["TreatMissingData"] == late["TreatMissingData"] == "notBreaching"
@@ -49,7 +50,7 @@ def test_every_job_has_its_alarms_on_its_own_metrics(synthesized: Synthesized, e
         if job["expected_chunk_seconds"] is None:
             assert slow is None  # a chunk cannot outlast its timeout; a timeout fails the run
         else:
-            assert slow["MetricName"] == report.SLOWEST_CHUNK_SECONDS
+            assert slow["MetricName"] == MetricName.SLOWEST_CHUNK_SECONDS
             assert slow["Threshold"] == round(job["expected_chunk_seconds"] * factor)
         for alarm in (failed, late, slow):
             if alarm is not None:
@@ -103,7 +104,7 @@ def test_the_dashboard_has_a_row_per_job_group(synthesized: Synthesized) -> None
         assert f"## Jobs: {group}" in body
     for job in EXAMPLE_JOBS:
         assert job in body
-    assert report.RUN_COST_USD in body and report.START_DELAY_SECONDS in body
+    assert MetricName.RUN_COST_USD in body and MetricName.START_DELAY_SECONDS in body
 
 
 def test_the_job_role_writes_metrics_only_into_its_namespace(synthesized: Synthesized) -> None:

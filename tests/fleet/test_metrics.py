@@ -5,39 +5,18 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
-import pytest
 
 from ml_platform import metrics
-from ml_platform.contract import EcsBudget, parse_manifest
+from ml_platform.contract import EcsBudget, MetricName, parse_manifest
 from ml_platform.fargate import FargateJobTrigger
 from ml_platform.fleet import Fleet
 from ml_platform.metrics import publish_run_metrics
-from simulator.bootstrap import airflow_connection, bootstrap_family
-from simulator.fargate import FargateSimulator, Scripted
-from simulator.server import LocalAws
-from tests.fleet.test_fleet import CLUSTER, CONN, FAMILY, FAST_POLL, GROUP, REGION, Bench
-
-
-@pytest.fixture
-def sim(monkeypatch: pytest.MonkeyPatch) -> Iterator[Bench]:
-    """A simulator on 127.0.0.1, with the job family registered (as test_fleet's)."""
-    behaviour = Scripted(seconds=0.5)
-    simulator = FargateSimulator(behaviour=lambda family: behaviour, start_latency=0.2)
-    with LocalAws(simulator) as aws:
-        monkeypatch.setenv(
-            f"AIRFLOW_CONN_{CONN.upper()}", airflow_connection(aws.endpoint_url, REGION)
-        )
-        network = bootstrap_family(
-            aws.endpoint_url, REGION, cluster=CLUSTER, family=FAMILY, log_group=GROUP
-        )
-        simulator.metrics.calls.clear()
-        yield Bench(aws, simulator, network, behaviour)
-
+from tests.fleet.conftest import CONN, GROUP, REGION, Bench
+from tests.fleet.test_fleet import FAST_POLL
 
 NAMESPACE = "MLPlatform/test"
 
@@ -76,12 +55,13 @@ def datapoints(bench: Bench, name: str, dimensions: dict[str, str]) -> float:
     return sum(point["Sum"] for point in answer["Datapoints"])
 
 
-def test_a_fleet_writes_one_call_per_interval_for_all_its_tasks(sim: Bench) -> None:
+def test_a_fleet_writes_one_call_per_interval_for_all_its_tasks(bench: Bench) -> None:
     """30 chunks of two jobs: one PutMetricData carries every job's figures."""
+    bench.behaviour.seconds = 0.5
 
     async def scenario() -> tuple[int, int]:
-        triggers = [job_trigger(sim, f"a{i}", "job-a") for i in range(20)]
-        triggers += [job_trigger(sim, f"b{i}", "job-b") for i in range(10)]
+        triggers = [job_trigger(bench, f"a{i}", "job-a") for i in range(20)]
+        triggers += [job_trigger(bench, f"b{i}", "job-b") for i in range(10)]
 
         async def first(t: FargateJobTrigger) -> dict[str, Any]:
             async for event in t.run():
@@ -98,11 +78,11 @@ def test_a_fleet_writes_one_call_per_interval_for_all_its_tasks(sim: Bench) -> N
 
     calls, idle = asyncio.run(scenario())
     assert (calls, idle) == (1, 0)
-    assert sim.simulator.metrics.calls["PutMetricData"] == 1
-    assert datapoints(sim, metrics.LAUNCHES, {"Job": "job-a", "Team": "team-job-a"}) == 20
-    assert datapoints(sim, metrics.LAUNCHES, {"Job": "job-b", "Team": "team-job-b"}) == 10
-    copied = datapoints(sim, metrics.LOGS_COPIED, {"Job": "job-a", "Team": "team-job-a"})
-    missed = datapoints(sim, metrics.LOGS_MISSED, {"Job": "job-a", "Team": "team-job-a"})
+    assert bench.simulator.metrics.calls["PutMetricData"] == 1
+    assert datapoints(bench, MetricName.LAUNCHES, {"Job": "job-a", "Team": "team-job-a"}) == 20
+    assert datapoints(bench, MetricName.LAUNCHES, {"Job": "job-b", "Team": "team-job-b"}) == 10
+    copied = datapoints(bench, MetricName.LOGS_COPIED, {"Job": "job-a", "Team": "team-job-a"})
+    missed = datapoints(bench, MetricName.LOGS_MISSED, {"Job": "job-a", "Team": "team-job-a"})
     assert copied + missed == 20
 
 
@@ -111,7 +91,7 @@ def test_throttled_calls_are_counted_per_api() -> None:
     counts.throttled["DescribeTasks"] += 3
     counts.launches["job-a"] += 2
     data = metrics.fleet_metric_data(counts.take(), running=Counter(), teams={"job-a": "t"})
-    throttled = [d for d in data if d["MetricName"] == metrics.THROTTLED_CALLS]
+    throttled = [d for d in data if d["MetricName"] == MetricName.THROTTLED_CALLS]
     assert throttled == [
         {"MetricName": "ThrottledCalls", "Dimensions": [{"Name": "Api", "Value": "DescribeTasks"}],
          "Value": 3.0, "Unit": "Count"}
@@ -123,17 +103,17 @@ def test_throttled_calls_are_counted_per_api() -> None:
     assert len(metrics.batches(big)) == 1 and len(big) == 1000
 
 
-def test_a_run_writes_its_metrics_in_one_call(sim: Bench) -> None:
+def test_a_run_writes_its_metrics_in_one_call(bench: Bench) -> None:
     from bench.burst import platform_manifest
 
-    base = platform_manifest(sim.network, EcsBudget())
+    base = platform_manifest(bench.network, EcsBudget())
     manifest = parse_manifest({**base, "observability": {"namespace": NAMESPACE}}, source="test")
     report = {
         "job": "dynamic-pricing", "team": "pricing", "succeeded": 119, "failed": 1,
         "run_s": 312.0, "seconds_max": 240.5, "start_delay_s": 12.3, "cost_usd": 0.41,
     }  # fmt: skip
     assert publish_run_metrics(report, manifest, CONN) == 1
-    assert sim.simulator.metrics.calls["PutMetricData"] == 1
+    assert bench.simulator.metrics.calls["PutMetricData"] == 1
     dims = {"Job": "dynamic-pricing", "Team": "pricing"}
-    assert datapoints(sim, "ChunksFailed", dims) == 1
-    assert datapoints(sim, "RunCostUSD", dims) == 0.41
+    assert datapoints(bench, "ChunksFailed", dims) == 1
+    assert datapoints(bench, "RunCostUSD", dims) == 0.41
